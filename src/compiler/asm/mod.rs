@@ -1,1 +1,11 @@
-//! TODO
+//! eBPF instructions with symbolic labels: build, resolve, encode, disassemble.
+
+mod builder;
+mod disasm;
+mod encode;
+mod insn;
+mod reg;
+
+pub use builder::{Asm, AsmError, Label, Program};
+pub use insn::{AluOp, Cond, Insn, Operand, Width};
+pub use reg::Reg;
