@@ -1,1 +1,244 @@
-//! TODO
+//! Wraps an assembled program in a relocatable ELF object that aya's
+//! `Ebpf::load` and `bpftool prog load` both accept, as clang would emit it.
+
+use object::write::{Object, Symbol, SymbolSection};
+use object::{
+    Architecture, BinaryFormat, Endianness, SectionKind, SymbolFlags, SymbolKind, SymbolScope,
+};
+
+use crate::compiler::asm::Program;
+
+/// The section holding the program. This legacy name sets the program
+/// type (`BPF_PROG_TYPE_CGROUP_SKB`) without an expected attach type, so
+/// one loaded program can be attached for ingress and egress alike;
+/// `cgroup_skb/ingress` would pin it to one direction.
+pub const PROGRAM_SECTION: &str = "cgroup/skb";
+
+/// The default name of the program's function symbol.
+pub const DEFAULT_PROGRAM_NAME: &str = "portwall";
+
+/// The longest program name the kernel keeps: `BPF_OBJ_NAME_LEN` is 16
+/// bytes including the terminating NUL, and aya silently truncates longer
+/// names.
+pub const MAX_PROGRAM_NAME_LEN: usize = 15;
+
+/// How to write the object file.
+///
+/// Maps are not supported yet; when they are, their definitions belong
+/// here (written to a `.maps` section with BTF, or the legacy `maps`
+/// section) together with the relocations of the `LoadImm64` instructions
+/// that reference them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectOptions {
+    /// Name of the function symbol: what aya looks the program up by and
+    /// what the kernel (`bpftool prog show`) reports. Must match
+    /// `[A-Za-z_][A-Za-z0-9_]*` and be at most [`MAX_PROGRAM_NAME_LEN`]
+    /// bytes.
+    pub program_name: String,
+    /// Contents of the `license` section, without the NUL. Helpers that
+    /// are GPL-only refuse to load under other licenses.
+    pub license: String,
+}
+
+impl Default for ObjectOptions {
+    fn default() -> Self {
+        ObjectOptions {
+            program_name: DEFAULT_PROGRAM_NAME.to_string(),
+            license: "GPL".to_string(),
+        }
+    }
+}
+
+/// Why an object file could not be written.
+#[derive(thiserror::Error, Debug)]
+pub enum ElfError {
+    /// The program name would be rejected or altered by the kernel.
+    #[error(
+        "invalid program name `{name}`: use letters, digits and `_`, not starting with a digit, at most {MAX_PROGRAM_NAME_LEN} bytes"
+    )]
+    InvalidProgramName {
+        /// The name given.
+        name: String,
+    },
+    /// The license string cannot be stored as a C string.
+    #[error("invalid license `{license}`: it must be non-empty and contain no NUL byte")]
+    InvalidLicense {
+        /// The license given.
+        license: String,
+    },
+    /// The `object` crate failed to lay out the file.
+    #[error("could not write the ELF object: {0}")]
+    Write(#[from] object::write::Error),
+}
+
+/// Writes `program` as a relocatable little-endian ELF64 object for
+/// `EM_BPF`: the instructions in section [`PROGRAM_SECTION`] under one
+/// global function symbol, and a `license` section with its `_license`
+/// symbol.
+pub fn write_object(program: &Program, opts: &ObjectOptions) -> Result<Vec<u8>, ElfError> {
+    if !valid_program_name(&opts.program_name) {
+        return Err(ElfError::InvalidProgramName {
+            name: opts.program_name.clone(),
+        });
+    }
+    if opts.license.is_empty() || opts.license.contains('\0') {
+        return Err(ElfError::InvalidLicense {
+            license: opts.license.clone(),
+        });
+    }
+
+    let mut obj = Object::new(BinaryFormat::Elf, Architecture::Bpf, Endianness::Little);
+
+    let code = program.encode();
+    let text = obj.add_section(
+        Vec::new(),
+        PROGRAM_SECTION.as_bytes().to_vec(),
+        SectionKind::Text,
+    );
+    obj.set_section_data(text, code.as_slice(), 8);
+    obj.add_symbol(Symbol {
+        name: opts.program_name.as_bytes().to_vec(),
+        value: 0,
+        size: code.len() as u64,
+        kind: SymbolKind::Text,
+        // Dynamic scope is STB_GLOBAL with default visibility, as
+        // clang emits for a SEC() function; loaders look up programs by
+        // their global function symbols.
+        scope: SymbolScope::Dynamic,
+        weak: false,
+        section: SymbolSection::Section(text),
+        flags: SymbolFlags::None,
+    });
+
+    let mut license = opts.license.as_bytes().to_vec();
+    license.push(0);
+    let license_section = obj.add_section(Vec::new(), b"license".to_vec(), SectionKind::Data);
+    obj.set_section_data(license_section, license.as_slice(), 1);
+    obj.add_symbol(Symbol {
+        name: b"_license".to_vec(),
+        value: 0,
+        size: license.len() as u64,
+        kind: SymbolKind::Data,
+        scope: SymbolScope::Dynamic,
+        weak: false,
+        section: SymbolSection::Section(license_section),
+        flags: SymbolFlags::None,
+    });
+
+    Ok(obj.write()?)
+}
+
+fn valid_program_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    let Some(first) = bytes.next() else {
+        return false;
+    };
+    name.len() <= MAX_PROGRAM_NAME_LEN
+        && (first.is_ascii_alphabetic() || first == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use object::elf;
+    use object::read::{Object as _, ObjectSection as _, ObjectSymbol as _};
+
+    use super::*;
+    use crate::compiler::asm::{Asm, Reg};
+
+    fn return_one() -> Program {
+        let mut asm = Asm::new();
+        asm.load_imm64(Reg::R0, 1).exit();
+        asm.finish().expect("assembles")
+    }
+
+    #[test]
+    fn object_layout_matches_what_loaders_expect() {
+        let program = return_one();
+        let bytes = write_object(&program, &ObjectOptions::default()).expect("writes");
+
+        // e_ident: ELF64, little-endian; e_type ET_REL; e_machine EM_BPF.
+        assert_eq!(&bytes[..4], b"\x7fELF");
+        assert_eq!(bytes[4], elf::ELFCLASS64);
+        assert_eq!(bytes[5], elf::ELFDATA2LSB);
+        assert_eq!(u16::from_le_bytes([bytes[16], bytes[17]]), elf::ET_REL);
+        assert_eq!(u16::from_le_bytes([bytes[18], bytes[19]]), elf::EM_BPF);
+
+        let file = object::File::parse(bytes.as_slice()).expect("parses");
+        assert_eq!(file.architecture(), Architecture::Bpf);
+
+        let text = file
+            .section_by_name(PROGRAM_SECTION)
+            .expect("program section");
+        assert_eq!(text.kind(), SectionKind::Text);
+        assert_eq!(text.data().expect("data"), program.encode().as_slice());
+        match text.flags() {
+            object::SectionFlags::Elf { sh_flags } => {
+                assert_eq!(sh_flags, u64::from(elf::SHF_ALLOC | elf::SHF_EXECINSTR))
+            }
+            other => panic!("unexpected flags {other:?}"),
+        }
+
+        let license = file.section_by_name("license").expect("license section");
+        assert_eq!(license.data().expect("data"), b"GPL\0");
+
+        let func = file
+            .symbols()
+            .find(|s| s.name() == Ok("portwall"))
+            .expect("program symbol");
+        assert_eq!(func.kind(), SymbolKind::Text);
+        assert!(func.is_global());
+        assert_eq!(func.address(), 0);
+        assert_eq!(func.size(), 24);
+        assert_eq!(func.section_index(), Some(text.index()));
+
+        let lic = file
+            .symbols()
+            .find(|s| s.name() == Ok("_license"))
+            .expect("license symbol");
+        assert_eq!(lic.kind(), SymbolKind::Data);
+        assert_eq!(lic.size(), 4);
+        assert_eq!(lic.section_index(), Some(license.index()));
+    }
+
+    #[test]
+    fn program_name_and_license_are_configurable() {
+        let opts = ObjectOptions {
+            program_name: "egress_web_1".into(),
+            license: "Dual MIT/GPL".into(),
+        };
+        let bytes = write_object(&return_one(), &opts).expect("writes");
+        let file = object::File::parse(bytes.as_slice()).expect("parses");
+        assert!(file.symbols().any(|s| s.name() == Ok("egress_web_1")));
+        let license = file.section_by_name("license").expect("license section");
+        assert_eq!(license.data().expect("data"), b"Dual MIT/GPL\0");
+    }
+
+    #[test]
+    fn bad_names_and_licenses_are_refused() {
+        for name in ["", "1st", "has-dash", "has.dot", "sixteen_chars_xx"] {
+            let opts = ObjectOptions {
+                program_name: name.into(),
+                ..ObjectOptions::default()
+            };
+            assert!(
+                matches!(
+                    write_object(&return_one(), &opts),
+                    Err(ElfError::InvalidProgramName { .. })
+                ),
+                "{name:?}"
+            );
+        }
+        assert!(valid_program_name("fifteen_chars_x"));
+        for license in ["", "G\0PL"] {
+            let opts = ObjectOptions {
+                license: license.into(),
+                ..ObjectOptions::default()
+            };
+            assert!(matches!(
+                write_object(&return_one(), &opts),
+                Err(ElfError::InvalidLicense { .. })
+            ));
+        }
+    }
+}

@@ -188,12 +188,12 @@ const fn jmp_op(cond: Cond) -> u8 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::builder::Asm;
+    use super::super::builder::{Asm, Label};
     use super::*;
 
     /// Encodes what `build` emits, followed by an `exit` (so that jumps
     /// have somewhere to land), and returns the bytes before the `exit`.
-    fn bytes_of(build: impl FnOnce(&mut Asm, super::super::builder::Label)) -> Vec<u8> {
+    fn bytes_of(build: impl FnOnce(&mut Asm, Label)) -> Vec<u8> {
         let mut asm = Asm::new();
         let next = asm.label("next");
         build(&mut asm, next);
@@ -218,7 +218,7 @@ mod tests {
             .join(" | ")
     }
 
-    type Build = fn(&mut Asm, super::super::builder::Label);
+    type Build = fn(&mut Asm, Label);
 
     /// Each expected encoding was worked out by hand from the uapi
     /// headers: class | size/op | mode/source, then `dst | src << 4`, then
