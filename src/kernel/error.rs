@@ -1,0 +1,112 @@
+//! Errors from the kernel layer, each naming what failed and what to do.
+
+use std::io;
+
+use aya::EbpfError;
+use aya::programs::ProgramError;
+
+/// What to tell a user whose BPF call got `EPERM`.
+pub const PRIVILEGE_HINT: &str = "loading and test-running BPF programs needs root, or the \
+CAP_BPF and CAP_NET_ADMIN capabilities (CAP_SYS_ADMIN before Linux 5.8): run portwall with \
+sudo. On kernels before 5.11 BPF memory is also charged to RLIMIT_MEMLOCK: raise it \
+(`ulimit -l unlimited`, or LimitMEMLOCK=infinity in a systemd unit)";
+
+/// A failure while loading or running a program in the kernel.
+#[derive(thiserror::Error, Debug)]
+pub enum KernelError {
+    /// aya could not parse the object file or set it up (no program was
+    /// handed to the kernel yet).
+    #[error("could not prepare the BPF object for loading")]
+    Object(#[source] Box<EbpfError>),
+
+    /// The object has no program of that name.
+    #[error(
+        "the BPF object has no program named `{name}` (it has: {})",
+        list(available)
+    )]
+    ProgramNotFound {
+        /// The name asked for.
+        name: String,
+        /// The programs the object does have.
+        available: Vec<String>,
+    },
+
+    /// The program exists but is not a cgroup_skb program.
+    #[error("program `{name}` is a {found} program, not a cgroup_skb program")]
+    WrongProgramType {
+        /// The program's name.
+        name: String,
+        /// Its type, as aya describes it.
+        found: String,
+    },
+
+    /// `BPF_PROG_LOAD` failed after the verifier looked at the program.
+    #[error("{}", rejected(name, io_error, verifier_log))]
+    VerifierRejected {
+        /// The program's name.
+        name: String,
+        /// The error `BPF_PROG_LOAD` returned.
+        io_error: io::Error,
+        /// The verifier's log; it says which instruction failed and why.
+        verifier_log: String,
+    },
+
+    /// The kernel said `EPERM`: not root, or missing capabilities.
+    #[error("{call} was refused with EPERM: {PRIVILEGE_HINT}")]
+    PermissionDenied {
+        /// The bpf(2) command that was refused.
+        call: &'static str,
+        /// The error it returned.
+        io_error: io::Error,
+    },
+
+    /// `BPF_PROG_TEST_RUN` refused the input frame (`EINVAL`).
+    #[error("the kernel refused to test-run a {len}-byte frame: {hint} ({io_error})")]
+    FrameRejected {
+        /// Length of the frame passed.
+        len: usize,
+        /// The likely reason, worked out from the frame.
+        hint: String,
+        /// The error the kernel returned.
+        io_error: io::Error,
+    },
+
+    /// Any other failure of an aya program operation.
+    #[error("{call} failed")]
+    Program {
+        /// What portwall was doing.
+        call: &'static str,
+        /// aya's error.
+        #[source]
+        source: ProgramError,
+    },
+}
+
+impl KernelError {
+    /// The verifier log, if the verifier rejected the program.
+    pub fn verifier_log(&self) -> Option<&str> {
+        match self {
+            KernelError::VerifierRejected { verifier_log, .. } => Some(verifier_log),
+            _ => None,
+        }
+    }
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "no programs".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn rejected(name: &str, io_error: &io::Error, log: &str) -> String {
+    let log = log.trim_end();
+    if log.is_empty() {
+        format!(
+            "the kernel refused to load program `{name}` ({io_error}) and wrote no verifier log"
+        )
+    } else {
+        format!("the kernel verifier rejected program `{name}` ({io_error}); verifier log:\n{log}")
+    }
+}
