@@ -1,1 +1,66 @@
-//! TODO
+//! The `portwall` command line: clap definitions and dispatch.
+//!
+//! Each command lives in its own module with its arguments; this module
+//! parses, runs, and maps the result to an exit status.
+
+pub mod check;
+pub mod compile;
+pub mod input;
+pub mod test;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// portwall: a packet firewall for systemd services and cgroups, from one
+/// readable expression.
+#[derive(Parser, Debug)]
+#[command(name = "portwall", version, about, long_about = None, after_help = "\
+Filter language (C-like):
+  variables   ip ipv6 tcp udp icmp (0 or 1), dst_port src_port
+  operators   ! ~ - +  * / %  + -  << >>  < <= > >=  == !=  & ^ |  && ||  ?:
+  words       and or not      comments  # to the end of the line
+  example     icmp || (udp && dst_port == 53) || (tcp && dst_port == 80)
+
+Run 'portwall COMMAND --help' for a command's options and examples.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Check(check::CheckArgs),
+    Compile(compile::CompileArgs),
+    Test(test::TestArgs),
+}
+
+/// Runs the command line and returns the process exit status: 0 on
+/// success, 1 on an error (printed once, to stderr), 2 for usage errors
+/// (clap's convention).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(err) => {
+            report(&err);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<bool> {
+    match &cli.command {
+        Command::Check(args) => check::run(args).map(|()| true),
+        Command::Compile(args) => compile::run(args).map(|()| true),
+        Command::Test(args) => test::run(args),
+    }
+}
+
+fn report(err: &anyhow::Error) {
+    if let Some(filter) = err.downcast_ref::<input::FilterError>() {
+        eprintln!("{filter}");
+        return;
+    }
+    eprintln!("portwall: error: {err:#}");
+}

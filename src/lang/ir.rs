@@ -1,1 +1,194 @@
-//! TODO
+//! The checked form of a filter, consumed by the evaluator and the compiler.
+//!
+//! Names are resolved to [`Var`]s, literals are `i64`, unary `+` is gone.
+//! The tree has no spans: every error the language can report has been
+//! reported by the time an `ir::Expr` exists.
+
+pub use super::ast::{BinaryOp, LogicOp};
+
+/// A packet variable the filter can read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Var {
+    /// 1 for IPv4 packets (by EtherType).
+    Ip,
+    /// 1 for IPv6 packets (by EtherType).
+    Ipv6,
+    /// 1 when the transport is TCP (and the packet is not a non-first fragment).
+    Tcp,
+    /// 1 when the transport is UDP (and the packet is not a non-first fragment).
+    Udp,
+    /// 1 for ICMP over IPv4 or ICMPv6 over IPv6 (not a non-first fragment).
+    Icmp,
+    /// TCP/UDP source port, 0 for other packets.
+    SrcPort,
+    /// TCP/UDP destination port, 0 for other packets.
+    DstPort,
+}
+
+impl Var {
+    /// Every variable, in the order the documentation lists them.
+    pub const ALL: [Var; 7] = [
+        Var::Ip,
+        Var::Ipv6,
+        Var::Tcp,
+        Var::Udp,
+        Var::Icmp,
+        Var::DstPort,
+        Var::SrcPort,
+    ];
+
+    /// The name a filter uses for the variable.
+    pub fn name(self) -> &'static str {
+        match self {
+            Var::Ip => "ip",
+            Var::Ipv6 => "ipv6",
+            Var::Tcp => "tcp",
+            Var::Udp => "udp",
+            Var::Icmp => "icmp",
+            Var::SrcPort => "src_port",
+            Var::DstPort => "dst_port",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Var> {
+        Var::ALL.into_iter().find(|v| v.name() == name)
+    }
+
+    /// How much of the packet must be parsed to know this variable.
+    pub fn need(self) -> Need {
+        match self {
+            Var::Ip | Var::Ipv6 => Need::Nothing,
+            Var::Tcp | Var::Udp | Var::Icmp => Need::Network,
+            Var::SrcPort | Var::DstPort => Need::Transport,
+        }
+    }
+}
+
+/// How far a filter needs the packet's headers parsed. A header that is
+/// needed but malformed or cut short drops the packet; a header that is
+/// not needed is never examined.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Need {
+    /// Only `skb->protocol` (the EtherType).
+    #[default]
+    Nothing,
+    /// The IP header and, for IPv6, the extension header chain.
+    Network,
+    /// Also the TCP or UDP header, when the packet has one.
+    Transport,
+}
+
+/// Unary operators left after checking (`+x` is just `x`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    /// `!x`: 1 if x is 0, else 0.
+    Not,
+    /// `~x`
+    BitNot,
+    /// `-x`, wrapping.
+    Neg,
+}
+
+/// A checked expression. Values are 64-bit signed integers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expr {
+    Const(i64),
+    Var(Var),
+    Unary(UnaryOp, Box<Expr>),
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    /// 1 when all (`And`) or any (`Or`) of at least one term is non-zero,
+    /// else 0. Terms are evaluated left to right with short circuit.
+    Logic(LogicOp, Vec<Expr>),
+    /// `cond ? then : otherwise`
+    Cond(Box<Expr>, Box<Expr>, Box<Expr>),
+}
+
+/// A filter ready to evaluate or compile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Filter {
+    /// The expression exactly as written (resolved, not simplified). The
+    /// reference evaluator runs this form, so that the differential tests
+    /// also check the simplifier.
+    pub expr: Expr,
+    /// How far headers must be parsed: decided by the variables the filter
+    /// mentions, whether or not simplification removes them.
+    pub need: Need,
+}
+
+impl Expr {
+    /// Every variable the expression reads.
+    pub fn vars(&self) -> Vec<Var> {
+        let mut out = Vec::new();
+        self.visit_vars(&mut |v| {
+            if !out.contains(&v) {
+                out.push(v)
+            }
+        });
+        out.sort();
+        out
+    }
+
+    fn visit_vars(&self, f: &mut impl FnMut(Var)) {
+        match self {
+            Expr::Const(_) => {}
+            Expr::Var(v) => f(*v),
+            Expr::Unary(_, e) => e.visit_vars(f),
+            Expr::Binary(_, a, b) => {
+                a.visit_vars(f);
+                b.visit_vars(f);
+            }
+            Expr::Logic(_, terms) => terms.iter().for_each(|t| t.visit_vars(f)),
+            Expr::Cond(c, t, e) => {
+                c.visit_vars(f);
+                t.visit_vars(f);
+                e.visit_vars(f);
+            }
+        }
+    }
+}
+
+/// The integer semantics shared by constant folding and the reference
+/// evaluator: 64-bit two's complement, wrapping; division truncates toward
+/// zero; `x / 0` is 0 and `x % 0` is x (as BPF defines them); shift counts
+/// are taken modulo 64 and `>>` is arithmetic; comparisons are signed.
+pub fn apply_binary(op: BinaryOp, a: i64, b: i64) -> i64 {
+    match op {
+        BinaryOp::Mul => a.wrapping_mul(b),
+        BinaryOp::Div => {
+            if b == 0 {
+                0
+            } else {
+                a.wrapping_div(b)
+            }
+        }
+        BinaryOp::Rem => {
+            if b == 0 {
+                a
+            } else {
+                a.wrapping_rem(b)
+            }
+        }
+        BinaryOp::Add => a.wrapping_add(b),
+        BinaryOp::Sub => a.wrapping_sub(b),
+        BinaryOp::Shl => a.wrapping_shl((b & 63) as u32),
+        BinaryOp::Shr => a.wrapping_shr((b & 63) as u32),
+        BinaryOp::Lt => (a < b) as i64,
+        BinaryOp::Le => (a <= b) as i64,
+        BinaryOp::Gt => (a > b) as i64,
+        BinaryOp::Ge => (a >= b) as i64,
+        BinaryOp::Eq => (a == b) as i64,
+        BinaryOp::Ne => (a != b) as i64,
+        BinaryOp::BitAnd => a & b,
+        BinaryOp::BitXor => a ^ b,
+        BinaryOp::BitOr => a | b,
+    }
+}
+
+/// See [`apply_binary`].
+pub fn apply_unary(op: UnaryOp, a: i64) -> i64 {
+    match op {
+        UnaryOp::Not => (a == 0) as i64,
+        UnaryOp::BitNot => !a,
+        UnaryOp::Neg => a.wrapping_neg(),
+    }
+}

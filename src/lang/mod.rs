@@ -9,6 +9,7 @@
 pub mod ast;
 pub mod check;
 pub mod diag;
+pub mod fold;
 pub mod ir;
 pub mod lex;
 pub mod parse;

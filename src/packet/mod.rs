@@ -6,7 +6,9 @@
 //! read packets from the outside world; `summary` describes one for humans.
 
 pub mod capture;
+pub mod headers;
 pub mod hex;
+pub mod samples;
 pub mod summary;
 
 /// EtherType of IPv4 (`ETH_P_IP`).

@@ -1,0 +1,110 @@
+//! Where a filter expression comes from: the command line or `-f FILE`.
+
+use crate::lang::diag::Diagnostic;
+use crate::lang::{self, ir::Filter};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::fmt;
+use std::io::Read;
+use std::path::PathBuf;
+
+/// The example filter from the original project, used where a command
+/// offers a built-in default.
+pub const DEFAULT_FILTER: &str = "icmp || (udp && dst_port == 53) || (tcp && dst_port == 80)";
+
+/// The filter expression, given inline or read from a file.
+#[derive(Args, Debug, Clone)]
+pub struct FilterArgs {
+    /// The filter expression, e.g. 'tcp && dst_port == 80'. Quote it for the shell.
+    #[arg(value_name = "EXPR", conflicts_with = "file")]
+    pub expr: Option<String>,
+
+    /// Read the expression from FILE instead ('-' for standard input).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+/// A filter's text and where it came from, kept for error messages.
+#[derive(Debug, Clone)]
+pub struct FilterSource {
+    pub text: String,
+    /// "filter" for a command-line argument, else the file name.
+    pub origin: String,
+}
+
+/// A filter that failed to parse or check, rendered with its source line.
+#[derive(Debug)]
+pub struct FilterError(pub String);
+
+impl fmt::Display for FilterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.trim_end())
+    }
+}
+
+impl std::error::Error for FilterError {}
+
+impl FilterArgs {
+    /// The source text, or `None` when neither EXPR nor `-f` was given.
+    pub fn source(&self) -> Result<Option<FilterSource>> {
+        if let Some(expr) = &self.expr {
+            return Ok(Some(FilterSource {
+                text: expr.clone(),
+                origin: "filter".into(),
+            }));
+        }
+        let Some(path) = &self.file else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        let origin = if path.as_os_str() == "-" {
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("cannot read the filter from standard input")?;
+            "<stdin>".to_string()
+        } else {
+            bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read the filter file {}", path.display()))?;
+            path.display().to_string()
+        };
+        let text = match lang::lex::source_from_bytes(&bytes) {
+            Ok(text) => text.to_string(),
+            Err(diag) => {
+                let lossy = String::from_utf8_lossy(&bytes);
+                return Err(render(&diag, &lossy, &origin).into());
+            }
+        };
+        Ok(Some(FilterSource { text, origin }))
+    }
+
+    /// The source, or an error saying that a filter is required.
+    pub fn require(&self) -> Result<FilterSource> {
+        self.source()?.ok_or_else(|| {
+            anyhow::anyhow!("no filter given: pass EXPR (e.g. 'tcp && dst_port == 80') or -f FILE")
+        })
+    }
+}
+
+impl FilterSource {
+    pub fn builtin_default() -> FilterSource {
+        FilterSource {
+            text: DEFAULT_FILTER.into(),
+            origin: "filter".into(),
+        }
+    }
+
+    /// Parses and checks the filter; errors come back rendered.
+    pub fn check(&self) -> Result<(crate::lang::ast::Expr, Filter), FilterError> {
+        let ast = lang::parse::parse(&self.text).map_err(|d| self.error(&d))?;
+        let filter = lang::check::check(&ast).map_err(|d| self.error(&d))?;
+        Ok((ast, filter))
+    }
+
+    fn error(&self, diag: &Diagnostic) -> FilterError {
+        render(diag, &self.text, &self.origin)
+    }
+}
+
+fn render(diag: &Diagnostic, text: &str, origin: &str) -> FilterError {
+    FilterError(diag.render(text, origin))
+}

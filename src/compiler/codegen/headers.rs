@@ -1,0 +1,243 @@
+//! Header parsing: the program's half of `packet::headers`.
+//!
+//! Packet bytes are read with direct packet access (`skb->data` ..
+//! `skb->data_end`); every read is preceded by an explicit bounds check
+//! that jumps to `drop`, which is also what the verifier demands. One check
+//! covers each header's fixed part, so the hot path has few of them.
+//!
+//! Registers while parsing: r2 = data, r3 = data_end, r4 = offset of the
+//! current header, r5 = pointer to it, r0 = scratch; results land in
+//! [`regs`].
+
+use super::{Gen, regs, skb};
+use crate::compiler::asm::{AluOp, Cond, Insn, Label, Reg, Width};
+use crate::lang::ir::{Need, Var};
+use crate::packet::headers::{MAX_IPV6_EXT_HEADERS, proto};
+use crate::packet::{ETH_P_IP, ETH_P_IPV6};
+
+const CTX: Reg = Reg::R1;
+const DATA: Reg = Reg::R2;
+const DATA_END: Reg = Reg::R3;
+const OFFSET: Reg = Reg::R4;
+const HEADER: Reg = Reg::R5;
+const SCRATCH: Reg = Reg::R0;
+
+/// Emits the parsing code for a filter that needs `need` and whose
+/// simplified expression reads `used`. Falls through with the variables
+/// loaded.
+pub(super) fn emit(g: &mut Gen, need: Need, used: &[Var]) {
+    let uses = |v: Var| used.contains(&v);
+    let needs_protocol = need > Need::Nothing || uses(Var::Ip) || uses(Var::Ipv6);
+    if needs_protocol {
+        load(g, Width::U32, regs::PROTOCOL, CTX, skb::PROTOCOL);
+    }
+    if need == Need::Nothing {
+        return;
+    }
+    load(g, Width::U32, DATA, CTX, skb::DATA);
+    load(g, Width::U32, DATA_END, CTX, skb::DATA_END);
+    // Variables of headers a packet turns out not to have read as 0.
+    g.mov(regs::KIND, 0);
+    if uses(Var::DstPort) {
+        g.mov(regs::DST_PORT, 0);
+    }
+    if uses(Var::SrcPort) {
+        g.mov(regs::SRC_PORT, 0);
+    }
+
+    let parsed = g.label("parsed");
+    let ipv4 = g.label("ipv4");
+    let transport = g.label("transport");
+    let no_transport = g.label("no_transport");
+    jump(g, Cond::Eq, regs::PROTOCOL, i32::from(ETH_P_IP.to_be()), ipv4);
+    jump(g, Cond::Ne, regs::PROTOCOL, i32::from(ETH_P_IPV6.to_be()), parsed);
+
+    ipv6_header(g, uses(Var::Icmp), transport, no_transport);
+    g.push(Insn::Goto(transport));
+
+    g.bind(ipv4);
+    ipv4_header(g, no_transport);
+
+    g.bind(transport);
+    if need == Need::Transport {
+        ports(g, uses(Var::DstPort), uses(Var::SrcPort));
+    }
+    g.push(Insn::Goto(parsed));
+
+    g.bind(no_transport);
+    g.mov(regs::KIND, 0);
+    g.bind(parsed);
+}
+
+/// IPv4: a 20-byte fixed header, then the header length from the low
+/// nibble of byte 0; a non-zero fragment offset means no transport header.
+/// Falls through with HEADER at the transport header and KIND = protocol.
+fn ipv4_header(g: &mut Gen, no_transport: Label) {
+    let drop = g.drop;
+    check_bounds(g, DATA, 20);
+    load(g, Width::U8, OFFSET, DATA, 0);
+    alu(g, AluOp::And, OFFSET, 0x0f);
+    alu(g, AluOp::Lsh, OFFSET, 2);
+    jump(g, Cond::Lt, OFFSET, 20, drop);
+    pointer_at(g, OFFSET);
+    jump(g, Cond::Gt, HEADER, DATA_END, drop);
+    load(g, Width::U8, regs::KIND, DATA, 9);
+    // Flags and fragment offset, loaded as a host-order (little-endian)
+    // u16: the 13 offset bits are 0xff1f there.
+    load(g, Width::U16, SCRATCH, DATA, 6);
+    jump(g, Cond::Set, SCRATCH, 0xff1f, no_transport);
+}
+
+/// IPv6: a 40-byte fixed header, then up to `MAX_IPV6_EXT_HEADERS`
+/// extension headers, unrolled (Linux 5.10's verifier would unroll a loop
+/// anyway, and straight-line code needs no loop counter). Jumps to
+/// `transport` with HEADER at the transport header and KIND = protocol.
+fn ipv6_header(g: &mut Gen, normalize_icmp: bool, transport: Label, no_transport: Label) {
+    let drop = g.drop;
+    let done = g.label("ipv6_done");
+    check_bounds(g, DATA, 40);
+    load(g, Width::U8, regs::KIND, DATA, 6);
+    g.mov(OFFSET, 40);
+    for _ in 0..MAX_IPV6_EXT_HEADERS {
+        let generic = g.label("ext");
+        let fragment = g.label("ext_fragment");
+        let ah = g.label("ext_ah");
+        let advance = g.label("ext_next");
+        dispatch_extension(g, generic, fragment, ah, done);
+
+        g.bind(ah);
+        fixed_part(g);
+        load(g, Width::U8, SCRATCH, HEADER, 1);
+        alu(g, AluOp::Add, SCRATCH, 2);
+        alu(g, AluOp::Lsh, SCRATCH, 2);
+        g.push(Insn::Goto(advance));
+
+        g.bind(fragment);
+        fixed_part(g);
+        // The 13-bit fragment offset is bits 15..3 of bytes 2-3, that is
+        // 0xf8ff of the host-order (little-endian) u16.
+        load(g, Width::U16, SCRATCH, HEADER, 2);
+        jump(g, Cond::Set, SCRATCH, 0xf8ff_u16 as i32, no_transport);
+        g.mov(SCRATCH, 8);
+        g.push(Insn::Goto(advance));
+
+        g.bind(generic);
+        fixed_part(g);
+        load(g, Width::U8, SCRATCH, HEADER, 1);
+        alu(g, AluOp::Add, SCRATCH, 1);
+        alu(g, AluOp::Lsh, SCRATCH, 3);
+
+        g.bind(advance);
+        load(g, Width::U8, regs::KIND, HEADER, 0);
+        alu(g, AluOp::Add, OFFSET, SCRATCH);
+        // The whole extension header must be inside the packet.
+        pointer_at(g, OFFSET);
+        jump(g, Cond::Gt, HEADER, DATA_END, drop);
+    }
+    // A chain still going after the limit is malformed.
+    dispatch_extension(g, drop, drop, drop, done);
+
+    g.bind(done);
+    pointer_at(g, OFFSET);
+    if normalize_icmp {
+        let not_icmpv6 = g.label("not_icmpv6");
+        jump(g, Cond::Ne, regs::KIND, i32::from(proto::ICMPV6), not_icmpv6);
+        g.mov(regs::KIND, i32::from(proto::ICMP));
+        g.push(Insn::Goto(transport));
+        g.bind(not_icmpv6);
+        // ICMP for IPv4 (protocol 1) inside IPv6 is not `icmp`.
+        jump(g, Cond::Ne, regs::KIND, i32::from(proto::ICMP), transport);
+        g.mov(regs::KIND, 0);
+    }
+}
+
+/// Jumps on KIND to the handler of its extension header kind, or to `done`
+/// for anything else. Ordered for the common case: TCP (6), UDP (17) and
+/// ICMPv6 (58) leave after at most two comparisons... except 58, which is
+/// inside the 43..60 range of extension header numbers.
+fn dispatch_extension(g: &mut Gen, generic: Label, fragment: Label, ah: Label, done: Label) {
+    jump(g, Cond::Eq, regs::KIND, i32::from(proto::HOP_BY_HOP), generic);
+    jump(g, Cond::Lt, regs::KIND, i32::from(proto::ROUTING), done);
+    jump(g, Cond::Gt, regs::KIND, i32::from(proto::DEST_OPTS), done);
+    jump(g, Cond::Eq, regs::KIND, i32::from(proto::ROUTING), generic);
+    jump(g, Cond::Eq, regs::KIND, i32::from(proto::DEST_OPTS), generic);
+    jump(g, Cond::Eq, regs::KIND, i32::from(proto::FRAGMENT), fragment);
+    jump(g, Cond::Eq, regs::KIND, i32::from(proto::AH), ah);
+    g.push(Insn::Goto(done));
+}
+
+/// Points HEADER at the extension header at OFFSET and checks its 8-byte
+/// fixed part (every extension header is at least 8 bytes).
+fn fixed_part(g: &mut Gen) {
+    pointer_at(g, OFFSET);
+    check_bounds(g, HEADER, 8);
+}
+
+/// TCP needs 20 bytes and UDP 8; then both ports, converted to host order.
+fn ports(g: &mut Gen, dst: bool, src: bool) {
+    let parsed_ports = g.label("read_ports");
+    let tcp = g.label("tcp");
+    let skip = g.label("no_ports");
+    jump(g, Cond::Eq, regs::KIND, i32::from(proto::TCP), tcp);
+    jump(g, Cond::Ne, regs::KIND, i32::from(proto::UDP), skip);
+    check_bounds(g, HEADER, 8);
+    g.push(Insn::Goto(parsed_ports));
+    g.bind(tcp);
+    check_bounds(g, HEADER, 20);
+    g.bind(parsed_ports);
+    if dst {
+        load(g, Width::U16, regs::DST_PORT, HEADER, 2);
+        g.push(Insn::ToBe {
+            dst: regs::DST_PORT,
+            bits: 16,
+        });
+    }
+    if src {
+        load(g, Width::U16, regs::SRC_PORT, HEADER, 0);
+        g.push(Insn::ToBe {
+            dst: regs::SRC_PORT,
+            bits: 16,
+        });
+    }
+    g.bind(skip);
+}
+
+/// HEADER = data + offset.
+fn pointer_at(g: &mut Gen, offset: Reg) {
+    g.mov(HEADER, DATA);
+    alu(g, AluOp::Add, HEADER, offset);
+}
+
+/// Drops the packet unless `len` bytes from `ptr` are inside it.
+fn check_bounds(g: &mut Gen, ptr: Reg, len: i32) {
+    let drop = g.drop;
+    g.mov(SCRATCH, ptr);
+    alu(g, AluOp::Add, SCRATCH, len);
+    jump(g, Cond::Gt, SCRATCH, DATA_END, drop);
+}
+
+fn load(g: &mut Gen, width: Width, dst: Reg, base: Reg, off: i16) {
+    g.push(Insn::Load {
+        width,
+        dst,
+        base,
+        off,
+    });
+}
+
+fn alu(g: &mut Gen, op: AluOp, dst: Reg, src: impl Into<crate::compiler::asm::Operand>) {
+    g.push(Insn::Alu64 {
+        op,
+        dst,
+        src: src.into(),
+    });
+}
+
+fn jump(g: &mut Gen, cond: Cond, dst: Reg, src: impl Into<crate::compiler::asm::Operand>, target: Label) {
+    g.push(Insn::Jump {
+        cond,
+        dst,
+        src: src.into(),
+        target,
+    });
+}
