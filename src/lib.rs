@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod compiler;
 pub mod eval;
+pub mod filters;
 pub mod kernel;
 pub mod lang;
 pub mod packet;

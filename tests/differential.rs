@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::gen::{self, Rng};
+use common::generate::{self as gen_, Rng};
 use common::kernel;
 use portwall::eval;
 use portwall::lang::{check, parse};
@@ -18,16 +18,16 @@ fn generated_filters_agree_with_the_evaluator() {
     if !kernel::available("generated_filters_agree_with_the_evaluator") {
         return;
     }
-    let seed = gen::env_u64("PORTWALL_DIFF_SEED", 0x5eed_2026);
-    let filters = gen::env_u64("PORTWALL_DIFF_FILTERS", 400);
+    let seed = gen_::env_u64("PORTWALL_DIFF_SEED", 0x5eed_2026);
+    let filters = gen_::env_u64("PORTWALL_DIFF_FILTERS", 400);
     let packets_per_filter = 48;
     let mut rng = Rng::new(seed);
-    let packets: Vec<_> = (0..400).map(|_| gen::packet(&mut rng)).collect();
+    let packets: Vec<_> = (0..400).map(|_| gen_::packet(&mut rng)).collect();
 
     let (mut cases, mut compiled, mut rejected) = (0u64, 0u64, 0u64);
     for i in 0..filters {
         let depth = 2 + (i % 6) as u32;
-        let text = gen::filter(&mut rng, depth);
+        let text = gen_::filter(&mut rng, depth);
         let ast = parse::parse(&text).unwrap_or_else(|e| panic!("generated `{text}`: {e}"));
         let filter = match check::check(&ast) {
             Ok(f) => f,

@@ -179,7 +179,7 @@ fn printer_is_canonical() {
         print(&parsed(
             "icmp or (udp and dst_port==0x35) # dns\n or not (tcp and dst_port == 80)"
         )),
-        "icmp || udp && dst_port == 53 || !(tcp && dst_port == 80)"
+        "icmp || (udp && dst_port == 53) || !(tcp && dst_port == 80)"
     );
     assert_eq!(
         print(&parsed("(a ? b : c) ? - -d : e")),

@@ -6,6 +6,7 @@
 pub mod check;
 pub mod compile;
 pub mod input;
+pub mod lifecycle;
 pub mod test;
 
 use clap::{Parser, Subcommand};
@@ -23,8 +24,23 @@ Filter language (C-like):
 
 Run 'portwall COMMAND --help' for a command's options and examples.")]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Global {
+    /// Where bpffs is mounted; filters are pinned in its `portwall` directory.
+    #[arg(long, global = true, value_name = "DIR", env = "PORTWALL_BPFFS")]
+    pub bpffs: Option<std::path::PathBuf>,
+
+    /// Show more detail on errors (such as the verifier's log).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -32,6 +48,11 @@ pub enum Command {
     Check(check::CheckArgs),
     Compile(compile::CompileArgs),
     Test(test::TestArgs),
+    Load(lifecycle::LoadArgs),
+    Unload(lifecycle::UnloadArgs),
+    List(lifecycle::ListArgs),
+    Show(lifecycle::ShowArgs),
+    Stats(lifecycle::StatsArgs),
 }
 
 /// Runs the command line and returns the process exit status: 0 on
@@ -54,6 +75,11 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         Command::Check(args) => check::run(args).map(|()| true),
         Command::Compile(args) => compile::run(args).map(|()| true),
         Command::Test(args) => test::run(args),
+        Command::Load(args) => lifecycle::load(&cli.global, args).map(|()| true),
+        Command::Unload(args) => lifecycle::unload(&cli.global, args).map(|()| true),
+        Command::List(args) => lifecycle::list(&cli.global, args).map(|()| true),
+        Command::Show(args) => lifecycle::show(&cli.global, args).map(|()| true),
+        Command::Stats(args) => lifecycle::stats(&cli.global, args).map(|()| true),
     }
 }
 

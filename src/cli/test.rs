@@ -73,7 +73,10 @@ pub fn run(args: &TestArgs) -> Result<bool> {
         Some(source) => source,
         None if args.samples => {
             let source = FilterSource::builtin_default();
-            eprintln!("portwall: no filter given, using the example filter: {}", source.text);
+            eprintln!(
+                "portwall: no filter given, using the example filter: {}",
+                source.text
+            );
             source
         }
         None => bail!("no filter given: pass EXPR (e.g. 'tcp && dst_port == 80') or -f FILE"),
@@ -176,7 +179,11 @@ fn packets(args: &TestArgs) -> Result<Vec<Named>> {
         out.extend(packets.into_iter().map(|p| (None, p)));
     }
     if args.samples {
-        out.extend(samples::samples().into_iter().map(|s| (Some(s.name), s.packet)));
+        out.extend(
+            samples::samples()
+                .into_iter()
+                .map(|s| (Some(s.name), s.packet)),
+        );
     }
     if out.is_empty() {
         bail!("no packets: give --hex HEX, --pcap FILE or --samples");

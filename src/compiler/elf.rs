@@ -22,12 +22,30 @@ pub const DEFAULT_PROGRAM_NAME: &str = "portwall";
 /// names.
 pub const MAX_PROGRAM_NAME_LEN: usize = 15;
 
-/// How to write the object file.
+/// A map the program uses, as declared in the object.
 ///
-/// Maps are not supported yet; when they are, their definitions belong
-/// here (written to a `.maps` section with BTF, or the legacy `maps`
-/// section) together with the relocations of the `LoadImm64` instructions
-/// that reference them.
+/// Written to the legacy `maps` section (`struct bpf_map_def`), which aya
+/// reads; `MapRef(i)` in the program is `maps[i]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapDef {
+    /// The map's name (at most 15 bytes are kept by the kernel).
+    pub name: String,
+    /// `BPF_MAP_TYPE_*`.
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+}
+
+/// `BPF_MAP_TYPE_*` numbers portwall uses (include/uapi/linux/bpf.h).
+pub mod map_type {
+    pub const ARRAY: u32 = 2;
+    pub const PROG_ARRAY: u32 = 3;
+    pub const PERCPU_ARRAY: u32 = 6;
+}
+
+/// How to write the object file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectOptions {
     /// Name of the function symbol: what aya looks the program up by and
@@ -38,6 +56,8 @@ pub struct ObjectOptions {
     /// Contents of the `license` section, without the NUL. Helpers that
     /// are GPL-only refuse to load under other licenses.
     pub license: String,
+    /// The maps `Insn::LoadMap` instructions refer to, by index.
+    pub maps: Vec<MapDef>,
 }
 
 impl Default for ObjectOptions {
@@ -45,6 +65,7 @@ impl Default for ObjectOptions {
         ObjectOptions {
             program_name: DEFAULT_PROGRAM_NAME.to_string(),
             license: "GPL".to_string(),
+            maps: Vec::new(),
         }
     }
 }
@@ -65,6 +86,14 @@ pub enum ElfError {
     InvalidLicense {
         /// The license given.
         license: String,
+    },
+    /// An instruction refers to a map the options do not declare.
+    #[error("the program refers to map #{index}, but only {count} maps are declared")]
+    UnknownMap {
+        /// The index used.
+        index: u16,
+        /// How many maps were declared.
+        count: usize,
     },
     /// The `object` crate failed to lay out the file.
     #[error("could not write the ELF object: {0}")]
@@ -110,6 +139,8 @@ pub fn write_object(program: &Program, opts: &ObjectOptions) -> Result<Vec<u8>, 
         flags: SymbolFlags::None,
     });
 
+    write_maps(&mut obj, text, program, &opts.maps)?;
+
     let mut license = opts.license.as_bytes().to_vec();
     license.push(0);
     let license_section = obj.add_section(Vec::new(), b"license".to_vec(), SectionKind::Data);
@@ -126,6 +157,72 @@ pub fn write_object(program: &Program, opts: &ObjectOptions) -> Result<Vec<u8>, 
     });
 
     Ok(obj.write()?)
+}
+
+/// Size of the legacy `struct bpf_map_def` as aya reads it: type, key
+/// size, value size, max entries, flags, id, pinning (u32 each).
+const MAP_DEF_SIZE: usize = 28;
+
+/// The `maps` section with one symbol per map, and an `R_BPF_64_64`
+/// relocation for each map load, which is how loaders find which map an
+/// instruction means.
+fn write_maps(
+    obj: &mut Object<'_>,
+    text: object::write::SectionId,
+    program: &Program,
+    maps: &[MapDef],
+) -> Result<(), ElfError> {
+    let loads = program.map_loads();
+    if maps.is_empty() && loads.is_empty() {
+        return Ok(());
+    }
+    let section = obj.add_section(Vec::new(), b"maps".to_vec(), SectionKind::Data);
+    let mut data = Vec::with_capacity(maps.len() * MAP_DEF_SIZE);
+    let mut symbols = Vec::with_capacity(maps.len());
+    for (i, map) in maps.iter().enumerate() {
+        for field in [
+            map.map_type,
+            map.key_size,
+            map.value_size,
+            map.max_entries,
+            map.flags,
+            0,
+            0,
+        ] {
+            data.extend_from_slice(&field.to_le_bytes());
+        }
+        symbols.push(obj.add_symbol(Symbol {
+            name: map.name.as_bytes().to_vec(),
+            value: (i * MAP_DEF_SIZE) as u64,
+            size: MAP_DEF_SIZE as u64,
+            kind: SymbolKind::Data,
+            scope: SymbolScope::Dynamic,
+            weak: false,
+            section: SymbolSection::Section(section),
+            flags: SymbolFlags::None,
+        }));
+    }
+    obj.set_section_data(section, data, 4);
+    for (slot, map) in loads {
+        let symbol = *symbols
+            .get(usize::from(map.0))
+            .ok_or(ElfError::UnknownMap {
+                index: map.0,
+                count: maps.len(),
+            })?;
+        obj.add_relocation(
+            text,
+            object::write::Relocation {
+                offset: (slot * 8) as u64,
+                symbol,
+                addend: 0,
+                flags: object::RelocationFlags::Elf {
+                    r_type: object::elf::R_BPF_64_64,
+                },
+            },
+        )?;
+    }
+    Ok(())
 }
 
 fn valid_program_name(name: &str) -> bool {
@@ -206,6 +303,7 @@ mod tests {
         let opts = ObjectOptions {
             program_name: "egress_web_1".into(),
             license: "Dual MIT/GPL".into(),
+            maps: Vec::new(),
         };
         let bytes = write_object(&return_one(), &opts).expect("writes");
         let file = object::File::parse(bytes.as_slice()).expect("parses");

@@ -31,3 +31,68 @@ pub const PROGRAM_NAME: &str = "portwall";
 pub fn object(program: &asm::Program) -> Result<Vec<u8>, CompileError> {
     Ok(elf::write_object(program, &elf::ObjectOptions::default())?)
 }
+
+/// The per-CPU counters map of a managed filter.
+pub const COUNTERS_MAP: &str = "pw_counters";
+/// The dispatcher's one-slot program array.
+pub const JUMP_MAP: &str = "pw_jump";
+
+/// A filter as `portwall load` runs it: counting its verdicts in
+/// [`COUNTERS_MAP`] and keeping its description (`meta_name`, an array of
+/// one `meta_size`-byte value) alive. `direction` is the one it will be
+/// attached in, if known.
+pub fn managed_object(
+    filter: &Filter,
+    direction: Option<crate::lang::ir::Direction>,
+    meta_name: &str,
+    meta_size: u32,
+) -> Result<(asm::Program, Vec<u8>), CompileError> {
+    use elf::{MapDef, map_type};
+    let counting = codegen::Counting {
+        counters: asm::MapRef(0),
+        direction,
+        keep_alive: vec![asm::MapRef(1)],
+    };
+    let program = codegen::generate_with(filter, Some(&counting))?;
+    let maps = vec![
+        MapDef {
+            name: COUNTERS_MAP.into(),
+            map_type: map_type::PERCPU_ARRAY,
+            key_size: 4,
+            value_size: 16,
+            max_entries: codegen::COUNTER_SLOTS,
+            flags: 0,
+        },
+        MapDef {
+            name: meta_name.into(),
+            map_type: map_type::ARRAY,
+            key_size: 4,
+            value_size: meta_size,
+            max_entries: 1,
+            flags: 0,
+        },
+    ];
+    let opts = elf::ObjectOptions {
+        maps,
+        ..elf::ObjectOptions::default()
+    };
+    let bytes = elf::write_object(&program, &opts)?;
+    Ok((program, bytes))
+}
+
+/// The dispatcher program's object (see `codegen::dispatcher`).
+pub fn dispatcher_object() -> Result<Vec<u8>, CompileError> {
+    let program = codegen::dispatcher(asm::MapRef(0)).map_err(codegen::CodegenError::from)?;
+    let opts = elf::ObjectOptions {
+        maps: vec![elf::MapDef {
+            name: JUMP_MAP.into(),
+            map_type: elf::map_type::PROG_ARRAY,
+            key_size: 4,
+            value_size: 4,
+            max_entries: 1,
+            flags: 0,
+        }],
+        ..elf::ObjectOptions::default()
+    };
+    Ok(elf::write_object(&program, &opts)?)
+}

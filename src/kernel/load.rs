@@ -57,22 +57,30 @@ impl LoadedFilter {
     }
 }
 
-/// Loads the cgroup_skb program `program_name` from the ELF object `elf`.
-///
-/// The program is loaded without an expected attach type (the object's
-/// section is `cgroup/skb`), so it can be attached for ingress or egress.
-/// A verifier rejection keeps the verifier log
-/// ([`KernelError::VerifierRejected`]); `EPERM` becomes
-/// [`KernelError::PermissionDenied`] with advice.
+/// Loads the cgroup_skb program `program_name` from an ELF object.
 pub fn load(elf: &[u8], program_name: &str) -> Result<LoadedFilter, KernelError> {
+    load_with_pins(elf, program_name, &[])
+}
+
+/// As [`load`], with some of the object's maps pinned in bpffs: a map
+/// whose pin exists is reused (so a new program shares it with the old
+/// one), otherwise it is created and pinned there.
+pub fn load_with_pins(
+    elf: &[u8],
+    program_name: &str,
+    map_pins: &[(&str, &std::path::Path)],
+) -> Result<LoadedFilter, KernelError> {
     let aligned = Aligned::copy_of(elf);
+    let mut loader = EbpfLoader::new();
     // Our objects carry no BTF and so no CO-RE relocations: loading
     // without the kernel's BTF skips relocation work that cannot apply.
-    let mut ebpf = EbpfLoader::new()
-        .btf(None)
+    loader.btf(None);
+    for (map, path) in map_pins {
+        loader.map_pin_path(map, *path);
+    }
+    let mut ebpf = loader
         .load(aligned.bytes())
         .map_err(|err| KernelError::Object(Box::new(err)))?;
-
     let cgroup = cgroup_skb_mut(&mut ebpf, program_name)?;
     cgroup.load().map_err(|err| load_error(program_name, err))?;
     let fd = cgroup

@@ -4,13 +4,14 @@
 
 mod error;
 mod load;
+pub mod raw;
 mod test_run;
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 pub use error::{KernelError, PRIVILEGE_HINT};
-pub use load::{LoadedFilter, load};
+pub use load::{LoadedFilter, load, load_with_pins};
 pub use test_run::{ETH_HLEN, TestRunOutput, test_run};
 
 /// The environment variable that turns skipped privileged tests into

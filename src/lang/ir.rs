@@ -192,3 +192,46 @@ pub fn apply_unary(op: UnaryOp, a: i64) -> i64 {
         UnaryOp::Neg => a.wrapping_neg(),
     }
 }
+
+/// Which way a packet travels through the cgroup's sockets.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Packets the cgroup's sockets receive.
+    Ingress,
+    /// Packets the cgroup's sockets send.
+    Egress,
+}
+
+impl Direction {
+    pub const BOTH: [Direction; 2] = [Direction::Ingress, Direction::Egress];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        }
+    }
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Direction {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Direction, String> {
+        match s {
+            "ingress" | "in" => Ok(Direction::Ingress),
+            "egress" | "out" => Ok(Direction::Egress),
+            _ => Err(format!(
+                "unknown direction `{s}`: use `ingress` or `egress`"
+            )),
+        }
+    }
+}

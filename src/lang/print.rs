@@ -13,8 +13,10 @@
 //!   - the right operand of a binary operator at the same precedence, since
 //!     all are left-associative (`a - (b - c)`; also `a + (b + c)`, which
 //!     is a different tree from `a + b + c`);
-//!   - a term of a `&&`/`||` chain that is itself a chain of the same
+//!   - a term of a `&&`/`||` chain that is itself a chain: of the same
 //!     operator, so `a && (b && c)` stays two nodes instead of flattening;
+//!     of the other, for readability (`a || (b && c)`, as C compilers
+//!     advise);
 //!   - a `?:` anywhere but the whole filter or a branch of another `?:`
 //!     (`(a ? b : c) + 1`, `(a ? b : c) ? d : e`); branches never need them,
 //!     as `?:` nests to the right (`a ? b : c ? d : e`);
@@ -80,9 +82,11 @@ fn write_expr(out: &mut String, expr: &Expr) {
                     out.push_str(op.symbol());
                     out.push(' ');
                 }
-                let same_chain =
-                    matches!(&term.kind, ExprKind::Logic { op: inner, .. } if inner == op);
-                write_operand(out, term, same_chain || precedence(term) < op.precedence());
+                // Any nested chain is parenthesized: a chain of the same
+                // operator must be (or it would flatten), and `&&` inside
+                // `||` reads better so, as C compilers also suggest.
+                let chain = matches!(&term.kind, ExprKind::Logic { .. });
+                write_operand(out, term, chain || precedence(term) < op.precedence());
             }
         }
         ExprKind::Cond {
@@ -121,7 +125,10 @@ mod tests {
     #[test]
     fn canonical_spelling() {
         for (source, expected) in [
-            ("not tcp and udp or  icmp # comment", "!tcp && udp || icmp"),
+            (
+                "not tcp and udp or  icmp # comment",
+                "(!tcp && udp) || icmp",
+            ),
             ("0x1F+017", "31 + 15"),
             ("10ul", "10"),
             ("((a))", "a"),
@@ -139,7 +146,8 @@ mod tests {
             ("a * b + c", "a * b + c"),
             ("a && (b && c)", "a && (b && c)"),
             ("(a && b) && c", "(a && b) && c"),
-            ("(a && b) || c", "a && b || c"),
+            ("(a && b) || c", "(a && b) || c"),
+            ("a && b || c", "(a && b) || c"),
             ("a && (b || c)", "a && (b || c)"),
             ("(a | b) && c", "a | b && c"),
             ("a ? b : (c ? d : e)", "a ? b : c ? d : e"),

@@ -74,10 +74,9 @@ impl fmt::Display for Malformed {
             }
             Malformed::Ipv6Truncated => write!(f, "IPv6 header cut short (under 40 bytes)"),
             Malformed::ExtensionHeaderTruncated => write!(f, "IPv6 extension header cut short"),
-            Malformed::TooManyExtensionHeaders => write!(
-                f,
-                "more than {MAX_IPV6_EXT_HEADERS} IPv6 extension headers"
-            ),
+            Malformed::TooManyExtensionHeaders => {
+                write!(f, "more than {MAX_IPV6_EXT_HEADERS} IPv6 extension headers")
+            }
             Malformed::TcpTruncated => write!(f, "TCP header cut short (under 20 bytes)"),
             Malformed::UdpTruncated => write!(f, "UDP header cut short (under 8 bytes)"),
         }

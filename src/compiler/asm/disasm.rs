@@ -51,6 +51,7 @@ impl Program {
             Insn::Alu32 { op, dst, src } => write_alu(f, 'w', op, dst, src),
             Insn::ToBe { dst, bits } => write!(f, "{dst} = be{bits} {dst}"),
             Insn::LoadImm64 { dst, imm } => write!(f, "{dst} = {:#x} ll", imm as u64),
+            Insn::LoadMap { dst, map } => write!(f, "{dst} = map[{}] ll", map.0),
             Insn::Load {
                 width,
                 dst,

@@ -65,6 +65,19 @@ const BPF_JSLE: u8 = 0xd0;
 pub(super) const SLOT_BYTES: usize = 8;
 
 impl Program {
+    /// The slot of every map load, for the object's relocations.
+    pub fn map_loads(&self) -> Vec<(usize, super::MapRef)> {
+        let mut slot = 0;
+        let mut out = Vec::new();
+        for insn in &self.insns {
+            if let Insn::LoadMap { map, .. } = *insn {
+                out.push((slot, map));
+            }
+            slot += insn.slots();
+        }
+        out
+    }
+
     /// The program as the kernel's `struct bpf_insn` array: 8 bytes a slot
     /// (opcode, `dst | src << 4`, 16-bit offset, 32-bit immediate),
     /// little-endian; a `LoadImm64` takes two slots.
@@ -104,6 +117,12 @@ fn encode_insn(out: &mut Vec<u8>, insn: &Insn, off: i16) {
             let high = (imm >> 32) as i32;
             slot(out, BPF_LD | BPF_IMM | BPF_DW, dst, Reg::R0, 0, low);
             slot(out, 0, Reg::R0, Reg::R0, 0, high);
+        }
+        Insn::LoadMap { dst, .. } => {
+            // BPF_PSEUDO_MAP_FD and the descriptor are the loader's to set
+            // from the relocation (aya does both).
+            slot(out, BPF_LD | BPF_IMM | BPF_DW, dst, Reg::R0, 0, 0);
+            slot(out, 0, Reg::R0, Reg::R0, 0, 0);
         }
         Insn::Load {
             width,

@@ -111,6 +111,10 @@ impl Cond {
 /// The source operand of an ALU, store or jump instruction.
 ///
 /// Immediates are sign-extended to 64 bits by 64-bit operations.
+/// A map of the program's object, by its index in the object's map table.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct MapRef(pub u16);
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Operand {
     /// A register (`BPF_X`).
@@ -168,6 +172,16 @@ pub enum Insn {
         /// The value.
         imm: i64,
     },
+    /// Load a map's address (`BPF_LD | BPF_IMM | BPF_DW` with
+    /// `BPF_PSEUDO_MAP_FD`); two slots. The loader puts the map's file
+    /// descriptor in the immediate, following the object's relocation for
+    /// this instruction, so `map` only names the map in the object's table.
+    LoadMap {
+        /// Destination.
+        dst: Reg,
+        /// Which of the object's maps.
+        map: MapRef,
+    },
     /// `dst = *(width *)(base + off)` (`BPF_LDX | BPF_MEM`), zero-extended.
     Load {
         /// Access width.
@@ -214,7 +228,7 @@ impl Insn {
     /// Number of 8-byte slots the instruction takes once encoded.
     pub const fn slots(&self) -> usize {
         match self {
-            Insn::LoadImm64 { .. } => 2,
+            Insn::LoadImm64 { .. } | Insn::LoadMap { .. } => 2,
             _ => 1,
         }
     }
@@ -236,6 +250,7 @@ impl Insn {
             | Insn::Alu32 { dst, .. }
             | Insn::ToBe { dst, .. }
             | Insn::LoadImm64 { dst, .. }
+            | Insn::LoadMap { dst, .. }
             | Insn::Load { dst, .. } => Some(dst),
             _ => None,
         };

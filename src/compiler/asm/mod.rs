@@ -7,5 +7,5 @@ mod insn;
 mod reg;
 
 pub use builder::{Asm, AsmError, Label, Program};
-pub use insn::{AluOp, Cond, Insn, Operand, Width};
+pub use insn::{AluOp, Cond, Insn, MapRef, Operand, Width};
 pub use reg::Reg;

@@ -19,8 +19,9 @@ use crate::lang::ir::{BinaryOp, Expr, LogicOp, UnaryOp, Var};
 const SLOT_REGS: [Reg; 4] = [Reg::R0, Reg::R1, Reg::R2, Reg::R3];
 const SCRATCH_A: Reg = Reg::R4;
 const SCRATCH_B: Reg = Reg::R5;
-/// The BPF stack is 512 bytes: 64 cells of 8 bytes.
-const MAX_SLOTS: usize = SLOT_REGS.len() + 64;
+/// The BPF stack is 512 bytes: 64 cells of 8 bytes, less what the tails
+/// reserve (at most two cells).
+const MAX_SLOTS: usize = SLOT_REGS.len() + 62;
 
 /// Emits code that falls through when the filter forwards the packet and
 /// jumps to `drop` when it drops it.
@@ -34,7 +35,13 @@ struct ExprGen<'a> {
 }
 
 impl ExprGen<'_> {
-    fn jump_if(&mut self, e: &Expr, truth: bool, target: Label, d: usize) -> Result<(), CodegenError> {
+    fn jump_if(
+        &mut self,
+        e: &Expr,
+        truth: bool,
+        target: Label,
+        d: usize,
+    ) -> Result<(), CodegenError> {
         match e {
             Expr::Const(c) => {
                 if (*c != 0) == truth {
@@ -224,7 +231,13 @@ impl ExprGen<'_> {
         Ok(())
     }
 
-    fn arithmetic(&mut self, op: BinaryOp, a: &Expr, b: &Expr, d: usize) -> Result<(), CodegenError> {
+    fn arithmetic(
+        &mut self,
+        op: BinaryOp,
+        a: &Expr,
+        b: &Expr,
+        d: usize,
+    ) -> Result<(), CodegenError> {
         let is_division = matches!(op, BinaryOp::Div | BinaryOp::Rem);
         // A divisor whose magnitude does not fit an immediate goes through
         // a register (0 never gets here: folding removed it).
@@ -248,7 +261,13 @@ impl ExprGen<'_> {
         Ok(())
     }
 
-    fn arithmetic_regs(&mut self, op: BinaryOp, a: &Expr, b: &Expr, d: usize) -> Result<(), CodegenError> {
+    fn arithmetic_regs(
+        &mut self,
+        op: BinaryOp,
+        a: &Expr,
+        b: &Expr,
+        d: usize,
+    ) -> Result<(), CodegenError> {
         let (sa, sb) = self.both(a, b, d)?;
         let ra = self.read(sa, SCRATCH_A);
         // The divisor and the shift count are modified in place; slot
@@ -330,7 +349,11 @@ impl ExprGen<'_> {
 
     /// As `divide`, for a non-zero divisor known at compile time.
     fn divide_by_constant(&mut self, op: BinaryOp, a: Reg, c: i32) {
-        let alu = if op == BinaryOp::Div { AluOp::Div } else { AluOp::Mod };
+        let alu = if op == BinaryOp::Div {
+            AluOp::Div
+        } else {
+            AluOp::Mod
+        };
         let magnitude = c.unsigned_abs() as i32;
         // Division flips the sign for a negative divisor; remainder keeps
         // the dividend's sign.
@@ -366,7 +389,7 @@ impl ExprGen<'_> {
                     width: Width::U64,
                     dst: scratch,
                     base: Reg::R10,
-                    off: stack_offset(d),
+                    off: stack_offset(d, self.g.reserved_stack),
                 });
                 scratch
             }
@@ -379,7 +402,7 @@ impl ExprGen<'_> {
             self.g.push(Insn::Store {
                 width: Width::U64,
                 base: Reg::R10,
-                off: stack_offset(d),
+                off: stack_offset(d, self.g.reserved_stack),
                 src: Operand::Reg(r),
             });
         }
@@ -403,8 +426,8 @@ impl ExprGen<'_> {
     }
 }
 
-fn stack_offset(d: usize) -> i16 {
-    -8 * (d - SLOT_REGS.len() + 1) as i16
+fn stack_offset(d: usize, reserved: i16) -> i16 {
+    -reserved - 8 * (d - SLOT_REGS.len() + 1) as i16
 }
 
 fn is_port(v: Var) -> bool {

@@ -49,8 +49,20 @@ pub(super) fn emit(g: &mut Gen, need: Need, used: &[Var]) {
     let ipv4 = g.label("ipv4");
     let transport = g.label("transport");
     let no_transport = g.label("no_transport");
-    jump(g, Cond::Eq, regs::PROTOCOL, i32::from(ETH_P_IP.to_be()), ipv4);
-    jump(g, Cond::Ne, regs::PROTOCOL, i32::from(ETH_P_IPV6.to_be()), parsed);
+    jump(
+        g,
+        Cond::Eq,
+        regs::PROTOCOL,
+        i32::from(ETH_P_IP.to_be()),
+        ipv4,
+    );
+    jump(
+        g,
+        Cond::Ne,
+        regs::PROTOCOL,
+        i32::from(ETH_P_IPV6.to_be()),
+        parsed,
+    );
 
     ipv6_header(g, uses(Var::Icmp), transport, no_transport);
     g.push(Insn::Goto(transport));
@@ -141,7 +153,13 @@ fn ipv6_header(g: &mut Gen, normalize_icmp: bool, transport: Label, no_transport
     pointer_at(g, OFFSET);
     if normalize_icmp {
         let not_icmpv6 = g.label("not_icmpv6");
-        jump(g, Cond::Ne, regs::KIND, i32::from(proto::ICMPV6), not_icmpv6);
+        jump(
+            g,
+            Cond::Ne,
+            regs::KIND,
+            i32::from(proto::ICMPV6),
+            not_icmpv6,
+        );
         g.mov(regs::KIND, i32::from(proto::ICMP));
         g.push(Insn::Goto(transport));
         g.bind(not_icmpv6);
@@ -156,12 +174,30 @@ fn ipv6_header(g: &mut Gen, normalize_icmp: bool, transport: Label, no_transport
 /// ICMPv6 (58) leave after at most two comparisons... except 58, which is
 /// inside the 43..60 range of extension header numbers.
 fn dispatch_extension(g: &mut Gen, generic: Label, fragment: Label, ah: Label, done: Label) {
-    jump(g, Cond::Eq, regs::KIND, i32::from(proto::HOP_BY_HOP), generic);
+    jump(
+        g,
+        Cond::Eq,
+        regs::KIND,
+        i32::from(proto::HOP_BY_HOP),
+        generic,
+    );
     jump(g, Cond::Lt, regs::KIND, i32::from(proto::ROUTING), done);
     jump(g, Cond::Gt, regs::KIND, i32::from(proto::DEST_OPTS), done);
     jump(g, Cond::Eq, regs::KIND, i32::from(proto::ROUTING), generic);
-    jump(g, Cond::Eq, regs::KIND, i32::from(proto::DEST_OPTS), generic);
-    jump(g, Cond::Eq, regs::KIND, i32::from(proto::FRAGMENT), fragment);
+    jump(
+        g,
+        Cond::Eq,
+        regs::KIND,
+        i32::from(proto::DEST_OPTS),
+        generic,
+    );
+    jump(
+        g,
+        Cond::Eq,
+        regs::KIND,
+        i32::from(proto::FRAGMENT),
+        fragment,
+    );
     jump(g, Cond::Eq, regs::KIND, i32::from(proto::AH), ah);
     g.push(Insn::Goto(done));
 }
@@ -233,7 +269,13 @@ fn alu(g: &mut Gen, op: AluOp, dst: Reg, src: impl Into<crate::compiler::asm::Op
     });
 }
 
-fn jump(g: &mut Gen, cond: Cond, dst: Reg, src: impl Into<crate::compiler::asm::Operand>, target: Label) {
+fn jump(
+    g: &mut Gen,
+    cond: Cond,
+    dst: Reg,
+    src: impl Into<crate::compiler::asm::Operand>,
+    target: Label,
+) {
     g.push(Insn::Jump {
         cond,
         dst,

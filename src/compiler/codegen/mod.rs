@@ -14,8 +14,13 @@
 //! instructions, no bounded loops, no helpers), so the programs load on
 //! today's long-term distribution kernels.
 
+mod counting;
+mod dispatcher;
 mod expr;
 mod headers;
+
+pub use counting::{COUNTER_SLOTS, Counting, counter_key};
+pub use dispatcher::dispatcher;
 
 use super::asm::{Asm, AsmError, Insn, Label, Operand, Program, Reg};
 use crate::lang::fold::fold;
@@ -55,12 +60,26 @@ pub enum CodegenError {
 
 /// Compiles a checked filter into a cgroup_skb program (1 = forward, 0 = drop).
 pub fn generate(filter: &Filter) -> Result<Program, CodegenError> {
+    generate_with(filter, None)
+}
+
+/// As [`generate`], counting every verdict when `counting` is given.
+pub fn generate_with(
+    filter: &Filter,
+    counting: Option<&Counting>,
+) -> Result<Program, CodegenError> {
     let expr = fold(&filter.expr);
     let mut g = Gen::new();
+    if counting.is_some() {
+        counting::save_context(&mut g);
+    }
     let used = expr.vars();
     headers::emit(&mut g, filter.need, &used);
     expr::emit(&mut g, &expr)?;
-    g.tails();
+    match counting {
+        Some(c) => counting::tails(&mut g, c),
+        None => g.tails(),
+    }
     Ok(g.asm.finish()?)
 }
 
@@ -72,6 +91,9 @@ pub(crate) struct Gen {
     pub drop: Label,
     /// Labels some instruction jumps to, so unused tails are left out.
     referenced: HashSet<Label>,
+    /// Bytes at the top of the stack frame kept for the tails; expression
+    /// temporaries live below them.
+    pub reserved_stack: i16,
 }
 
 impl Gen {
@@ -82,6 +104,7 @@ impl Gen {
             asm,
             drop,
             referenced: HashSet::new(),
+            reserved_stack: 0,
         }
     }
 
@@ -106,6 +129,10 @@ impl Gen {
             dst,
             src: src.into(),
         });
+    }
+
+    pub fn is_referenced(&self, label: Label) -> bool {
+        self.referenced.contains(&label)
     }
 
     /// Ends the program with the forward tail, then the drop tail if

@@ -1,0 +1,163 @@
+//! Verdict tails that count packets and bytes before returning.
+//!
+//! Counters live in a per-CPU array of [`COUNTER_SLOTS`] entries, each two
+//! u64 (packets, bytes), indexed by [`counter_key`]. Per-CPU values need no
+//! atomic instructions; readers add up the CPUs. An update can be lost
+//! only if the program is preempted between its load and store by another
+//! run of it on the same CPU, which the counters tolerate (they are
+//! statistics, not the verdict).
+
+use super::{Gen, regs};
+use crate::compiler::asm::{AluOp, Cond, Insn, MapRef, Reg, Width};
+use crate::lang::ir::Direction;
+
+/// `struct __sk_buff` fields the tails read.
+const SKB_LEN: i16 = 0;
+const SKB_INGRESS_IFINDEX: i16 = 36;
+/// Stack cells kept by the tails: the context, and the map key.
+const CTX_CELL: i16 = -8;
+const KEY_CELL: i16 = -16;
+/// `bpf_map_lookup_elem`.
+const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
+
+/// Entries in the counters map: (ingress, egress) × (dropped, forwarded).
+pub const COUNTER_SLOTS: u32 = 4;
+
+/// Where a verdict in a direction is counted.
+pub fn counter_key(direction: Direction, forwarded: bool) -> u32 {
+    let base = match direction {
+        Direction::Egress => 0,
+        Direction::Ingress => 2,
+    };
+    base + forwarded as u32
+}
+
+/// How a program counts its verdicts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counting {
+    /// The per-CPU array of counters.
+    pub counters: MapRef,
+    /// The direction the program is attached in, if known when compiling;
+    /// otherwise each packet's direction is read from the context.
+    pub direction: Option<Direction>,
+    /// Maps the program refers to only so that they live as long as it
+    /// does (its description, for `portwall list`).
+    pub keep_alive: Vec<MapRef>,
+}
+
+/// Saves the context pointer: the tails need it after the expression has
+/// used every register.
+pub(super) fn save_context(g: &mut Gen) {
+    g.reserved_stack = 16;
+    g.push(Insn::Store {
+        width: Width::U64,
+        base: Reg::R10,
+        off: CTX_CELL,
+        src: Reg::R1.into(),
+    });
+}
+
+/// The forward and drop tails, each counting, then returning its verdict.
+pub(super) fn tails(g: &mut Gen, counting: &Counting) {
+    let count = g.label("count");
+    let verdict = regs::PROTOCOL;
+    g.mov(verdict, 1);
+    let drop_used = g.is_referenced(g.drop);
+    if drop_used {
+        g.push(Insn::Goto(count));
+        let drop = g.drop;
+        g.bind(drop);
+        g.mov(verdict, 0);
+    }
+    g.bind(count);
+    for map in &counting.keep_alive {
+        g.push(Insn::LoadMap {
+            dst: Reg::R1,
+            map: *map,
+        });
+    }
+    let len = regs::KIND;
+    load(g, Width::U64, Reg::R1, Reg::R10, CTX_CELL);
+    load(g, Width::U32, len, Reg::R1, SKB_LEN);
+    g.mov(Reg::R2, verdict);
+    match counting.direction {
+        Some(direction) => {
+            let base = counter_key(direction, false) as i32;
+            if base != 0 {
+                alu(g, AluOp::Add, Reg::R2, base);
+            }
+        }
+        None => {
+            // Received packets have an ingress interface; packets the
+            // cgroup's sockets send have none yet.
+            let egress = g.label("egress");
+            load(g, Width::U32, Reg::R3, Reg::R1, SKB_INGRESS_IFINDEX);
+            g.push(Insn::Jump {
+                cond: Cond::Eq,
+                dst: Reg::R3,
+                src: 0.into(),
+                target: egress,
+            });
+            alu(
+                g,
+                AluOp::Add,
+                Reg::R2,
+                counter_key(Direction::Ingress, false) as i32,
+            );
+            g.bind(egress);
+        }
+    }
+    g.push(Insn::Store {
+        width: Width::U32,
+        base: Reg::R10,
+        off: KEY_CELL,
+        src: Reg::R2.into(),
+    });
+    g.push(Insn::LoadMap {
+        dst: Reg::R1,
+        map: counting.counters,
+    });
+    g.mov(Reg::R2, Reg::R10);
+    alu(g, AluOp::Add, Reg::R2, i32::from(KEY_CELL));
+    g.push(Insn::Call(HELPER_MAP_LOOKUP_ELEM));
+    let out = g.label("counted");
+    g.push(Insn::Jump {
+        cond: Cond::Eq,
+        dst: Reg::R0,
+        src: 0.into(),
+        target: out,
+    });
+    for (offset, amount) in [(0, None), (8, Some(len))] {
+        load(g, Width::U64, Reg::R1, Reg::R0, offset);
+        match amount {
+            None => alu(g, AluOp::Add, Reg::R1, 1),
+            Some(r) => alu(g, AluOp::Add, Reg::R1, r),
+        }
+        g.push(Insn::Store {
+            width: Width::U64,
+            base: Reg::R0,
+            off: offset,
+            src: Reg::R1.into(),
+        });
+    }
+    g.bind(out);
+    g.mov(Reg::R0, verdict);
+    g.push(Insn::Exit);
+}
+
+fn load(g: &mut Gen, width: Width, dst: Reg, base: Reg, off: i16) {
+    g.push(Insn::Load {
+        width,
+        dst,
+        base,
+        off,
+    });
+}
+
+fn alu(g: &mut Gen, op: AluOp, dst: Reg, src: impl Into<crate::compiler::asm::Operand>) {
+    g.push(Insn::Alu64 {
+        op,
+        dst,
+        src: src.into(),
+    });
+}

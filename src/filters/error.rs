@@ -1,0 +1,65 @@
+//! Errors of the filter lifecycle, each with what to do about it.
+
+use super::FilterName;
+use crate::compiler::CompileError;
+use crate::kernel::KernelError;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error("{0} is not a bpffs mount; pass the directory where bpffs is mounted (--bpffs DIR)")]
+    NotBpffs(PathBuf),
+    #[error("cannot mount bpffs at {path}: {source}; mount it yourself: mount -t bpf bpf {path}")]
+    MountBpffs {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "a filter named `{0}` is already loaded; add --replace to change it live, or unload it first"
+    )]
+    Exists(FilterName),
+    #[error("no filter named `{name}` in {dir}; `portwall list` shows the loaded ones")]
+    NotFound { name: FilterName, dir: PathBuf },
+    #[error(
+        "{0} exists but is not a portwall filter (no jump table pinned next to it); remove it or pick another name"
+    )]
+    NotPortwall(PathBuf),
+    #[error("filter `{name}` was loaded for {loaded}, not {requested}")]
+    WrongDirection {
+        name: FilterName,
+        loaded: crate::lang::ir::Direction,
+        requested: crate::lang::ir::Direction,
+    },
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error("{call} failed for filter `{name}`: {source}")]
+    Bpf {
+        call: &'static str,
+        name: FilterName,
+        source: std::io::Error,
+    },
+    #[error("{call} failed for filter `{name}`: {message}")]
+    Aya {
+        call: &'static str,
+        name: FilterName,
+        message: String,
+    },
+}
+
+impl FilterError {
+    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> FilterError {
+        FilterError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! Managed filters: compiled, loaded and pinned in bpffs, replaced live,
+//! counted, described, and removed.
+//!
+//! Everything about a loaded filter lives in the kernel (see [`pins`] for
+//! the layout and [`meta`] for its description); this module keeps no
+//! files of its own. Changes take the pin directory's lock, and every
+//! change is built completely before the one step that makes it visible
+//! (pinning the dispatcher, or swapping the jump table's slot), so a
+//! failure leaves what was running untouched.
+
+pub mod error;
+pub mod meta;
+pub mod name;
+pub mod pins;
+
+pub use error::FilterError;
+pub use meta::FilterMeta;
+pub use name::FilterName;
+pub use pins::{FilterPins, PinDir};
+
+use crate::compiler::{self, codegen::counter_key};
+use crate::kernel::{self, raw};
+use crate::lang::ir::{Direction, Filter};
+use aya::maps::{Map, MapData, PerCpuArray, ProgramArray};
+use aya::programs::ProgramInfo;
+use serde::Serialize;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// What to load.
+pub struct LoadRequest<'a> {
+    pub name: &'a FilterName,
+    /// The expression as written (stored for `list`).
+    pub expression: &'a str,
+    /// Its canonical form.
+    pub canonical: String,
+    pub filter: &'a Filter,
+    pub direction: Option<Direction>,
+    /// Replace a loaded filter of that name live (or load it if missing).
+    pub replace: bool,
+}
+
+/// What a load did.
+#[derive(Debug, Serialize)]
+pub struct LoadReport {
+    pub name: FilterName,
+    pub path: std::path::PathBuf,
+    /// True when an existing filter was switched to the new program.
+    pub replaced: bool,
+    /// The id of the new filter program (the dispatcher's stays the same).
+    pub program_id: u32,
+    pub dispatcher_id: u32,
+    pub instructions: usize,
+    #[serde(serialize_with = "as_millis")]
+    pub compile_time: Duration,
+    #[serde(serialize_with = "as_millis")]
+    pub load_time: Duration,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+/// Packets and bytes, forwarded and dropped, in one direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub forwarded_packets: u64,
+    pub forwarded_bytes: u64,
+    pub dropped_packets: u64,
+    pub dropped_bytes: u64,
+}
+
+/// A filter's counters in both directions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub ingress: Counts,
+    pub egress: Counts,
+}
+
+impl Counters {
+    pub fn get(&self, direction: Direction) -> &Counts {
+        match direction {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        }
+    }
+}
+
+/// Everything the kernel knows about one filter.
+#[derive(Debug, Serialize)]
+pub struct FilterInfo {
+    pub name: FilterName,
+    pub path: std::path::PathBuf,
+    /// The expression, direction and load time, when readable.
+    pub meta: Option<FilterMeta>,
+    /// The pinned dispatcher (what cgroups attach).
+    pub dispatcher_id: u32,
+    /// The filter program the dispatcher runs now.
+    pub program_id: Option<u32>,
+    pub counters: Counters,
+}
+
+/// Compiles, loads and pins a filter, or replaces a loaded one live.
+pub fn load(pins: &PinDir, req: &LoadRequest<'_>) -> Result<LoadReport, FilterError> {
+    let name = req.name;
+    let paths = pins.pins(name);
+    let _lock = pins.lock()?;
+    let exists = paths.program.exists();
+    if exists && !req.replace {
+        return Err(FilterError::Exists(name.clone()));
+    }
+    if exists && !paths.jump.exists() {
+        return Err(FilterError::NotPortwall(paths.program.clone()));
+    }
+    if !exists {
+        // Leftovers of an interrupted first load: nothing runs them.
+        remove_pin(&paths.jump)?;
+        remove_pin(&paths.counters)?;
+    }
+
+    let started = Instant::now();
+    let meta = FilterMeta::new(req.expression, req.canonical.clone(), req.direction).encode();
+    let (program, elf) =
+        compiler::managed_object(req.filter, req.direction, meta::META_MAP, meta.len() as u32)?;
+    let compile_time = started.elapsed();
+
+    let started = Instant::now();
+    let mut cleanup = Cleanup::new(!exists);
+    if !paths.counters.exists() {
+        cleanup.add(&paths.counters);
+    }
+    let filter = kernel::load_with_pins(
+        &elf,
+        compiler::PROGRAM_NAME,
+        &[(compiler::COUNTERS_MAP, &paths.counters)],
+    )?;
+    write_meta(&filter, name, &meta)?;
+    let filter_fd = filter
+        .program()?
+        .fd()
+        .map_err(|e| aya_error("fd", name, e))?;
+    let program_id = filter
+        .program()?
+        .info()
+        .map_err(|e| aya_error("BPF_OBJ_GET_INFO_BY_FD", name, e))?
+        .id();
+
+    let dispatcher_id = if exists {
+        let mut jump = open_jump(&paths.jump, name)?;
+        // The switch: one map update, seen at once by every cgroup that
+        // runs the dispatcher.
+        jump.set(0, filter_fd, 0)
+            .map_err(|e| aya_error("updating the jump table", name, e))?;
+        ProgramInfo::from_pin(&paths.program)
+            .map_err(|e| aya_error("BPF_OBJ_GET", name, e))?
+            .id()
+    } else {
+        let elf = compiler::dispatcher_object()?;
+        cleanup.add(&paths.jump);
+        let mut dispatcher = kernel::load_with_pins(
+            &elf,
+            compiler::PROGRAM_NAME,
+            &[(compiler::JUMP_MAP, &paths.jump)],
+        )?;
+        {
+            let map = dispatcher
+                .ebpf_mut()
+                .map_mut(compiler::JUMP_MAP)
+                .ok_or_else(|| aya_error("finding the jump table", name, "missing map"))?;
+            let mut jump = ProgramArray::try_from(map)
+                .map_err(|e| aya_error("opening the jump table", name, e))?;
+            jump.set(0, filter_fd, 0)
+                .map_err(|e| aya_error("filling the jump table", name, e))?;
+        }
+        let program = dispatcher.program_mut()?;
+        let id = program
+            .info()
+            .map_err(|e| aya_error("BPF_OBJ_GET_INFO_BY_FD", name, e))?
+            .id();
+        // Pinned last: the path appears only once the filter is complete.
+        program
+            .pin(&paths.program)
+            .map_err(|e| aya_error("pinning the filter", name, e))?;
+        id
+    };
+    cleanup.disarm();
+    Ok(LoadReport {
+        name: name.clone(),
+        path: paths.program.clone(),
+        replaced: exists,
+        program_id,
+        dispatcher_id,
+        instructions: program.slots(),
+        compile_time,
+        load_time: started.elapsed(),
+    })
+}
+
+/// Removes a filter's pins. Cgroups it is still attached to keep the
+/// dispatcher alive, but its jump table is emptied by the kernel once
+/// unpinned, so they drop every packet until it is detached.
+pub fn unload(pins: &PinDir, name: &FilterName) -> Result<(), FilterError> {
+    let paths = pins.pins(name);
+    let _lock = pins.lock()?;
+    if !paths.program.exists() {
+        return Err(FilterError::NotFound {
+            name: name.clone(),
+            dir: pins.path().to_path_buf(),
+        });
+    }
+    if !paths.jump.exists() {
+        return Err(FilterError::NotPortwall(paths.program.clone()));
+    }
+    remove_pin(&paths.program)?;
+    remove_pin(&paths.jump)?;
+    remove_pin(&paths.counters)?;
+    Ok(())
+}
+
+/// Reads a filter's description and counters from the kernel.
+pub fn info(pins: &PinDir, name: &FilterName) -> Result<FilterInfo, FilterError> {
+    let paths = pins.pins(name);
+    if !paths.program.exists() {
+        return Err(FilterError::NotFound {
+            name: name.clone(),
+            dir: pins.path().to_path_buf(),
+        });
+    }
+    if !paths.jump.exists() {
+        return Err(FilterError::NotPortwall(paths.program.clone()));
+    }
+    let dispatcher_id = ProgramInfo::from_pin(&paths.program)
+        .map_err(|e| aya_error("BPF_OBJ_GET", name, e))?
+        .id();
+    let program_id = current_program(&paths.jump, name)?;
+    let meta = match program_id {
+        Some(id) => read_meta(id),
+        None => None,
+    };
+    Ok(FilterInfo {
+        name: name.clone(),
+        path: paths.program.clone(),
+        meta,
+        dispatcher_id,
+        program_id,
+        counters: read_counters(&paths.counters, name)?,
+    })
+}
+
+/// Every filter in the pin directory.
+pub fn list(pins: &PinDir) -> Result<Vec<FilterInfo>, FilterError> {
+    pins.names()?
+        .iter()
+        .filter(|n| pins.pins(n).jump.exists())
+        .map(|n| info(pins, n))
+        .collect()
+}
+
+/// A descriptor of the pinned dispatcher, to attach it.
+pub fn dispatcher_fd(
+    pins: &PinDir,
+    name: &FilterName,
+) -> Result<std::os::fd::OwnedFd, FilterError> {
+    let info = info(pins, name)?;
+    raw::prog_fd_by_id(info.dispatcher_id).map_err(|source| FilterError::Bpf {
+        call: "BPF_PROG_GET_FD_BY_ID",
+        name: name.clone(),
+        source,
+    })
+}
+
+fn write_meta(
+    filter: &kernel::LoadedFilter,
+    name: &FilterName,
+    meta: &[u8],
+) -> Result<(), FilterError> {
+    let map = filter
+        .ebpf()
+        .map(meta::META_MAP)
+        .ok_or_else(|| aya_error("finding the description map", name, "missing map"))?;
+    let fd = match map {
+        Map::Array(data) => data.fd().as_fd(),
+        _ => {
+            return Err(aya_error(
+                "finding the description map",
+                name,
+                "wrong map type",
+            ));
+        }
+    };
+    let bpf = |call, source| FilterError::Bpf {
+        call,
+        name: name.clone(),
+        source,
+    };
+    raw::update(fd, 0, meta).map_err(|e| bpf("BPF_MAP_UPDATE_ELEM", e))?;
+    // Read-only from now on: what `list` shows is what was loaded.
+    raw::freeze(fd).map_err(|e| bpf("BPF_MAP_FREEZE", e))
+}
+
+fn open_jump(path: &Path, name: &FilterName) -> Result<ProgramArray<MapData>, FilterError> {
+    let data = MapData::from_pin(path).map_err(|e| aya_error("opening the jump table", name, e))?;
+    let map = Map::from_map_data(data).map_err(|e| aya_error("opening the jump table", name, e))?;
+    ProgramArray::try_from(map).map_err(|e| aya_error("opening the jump table", name, e))
+}
+
+/// The id of the program in the jump table's slot, if any.
+fn current_program(jump: &Path, name: &FilterName) -> Result<Option<u32>, FilterError> {
+    let data = MapData::from_pin(jump).map_err(|e| aya_error("opening the jump table", name, e))?;
+    match raw::lookup(data.fd().as_fd(), 0, 4) {
+        Ok(value) => Ok(Some(u32::from_ne_bytes([
+            value[0], value[1], value[2], value[3],
+        ]))),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(source) => Err(FilterError::Bpf {
+            call: "BPF_MAP_LOOKUP_ELEM",
+            name: name.clone(),
+            source,
+        }),
+    }
+}
+
+/// The description stored with the filter program `id`.
+fn read_meta(id: u32) -> Option<FilterMeta> {
+    let program = aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .find(|p| p.id() == id)?;
+    for map_id in program.map_ids().ok()??.into_iter() {
+        let Ok(info) = aya::maps::MapInfo::from_id(map_id) else {
+            continue;
+        };
+        if info.name_as_str() != Some(meta::META_MAP) {
+            continue;
+        }
+        let fd = info.fd().ok()?;
+        let value = raw::lookup(fd.as_fd(), 0, info.value_size() as usize).ok()?;
+        return FilterMeta::decode(&value);
+    }
+    None
+}
+
+fn read_counters(path: &Path, name: &FilterName) -> Result<Counters, FilterError> {
+    let data = MapData::from_pin(path).map_err(|e| aya_error("opening the counters", name, e))?;
+    let map = Map::from_map_data(data).map_err(|e| aya_error("opening the counters", name, e))?;
+    let counters: PerCpuArray<MapData, [u64; 2]> =
+        PerCpuArray::try_from(map).map_err(|e| aya_error("opening the counters", name, e))?;
+    let sum = |key: u32| -> Result<(u64, u64), FilterError> {
+        let values = counters
+            .get(&key, 0)
+            .map_err(|e| aya_error("reading the counters", name, e))?;
+        Ok(values.iter().fold((0, 0), |(p, b), v| (p + v[0], b + v[1])))
+    };
+    let mut out = Counters::default();
+    for direction in Direction::BOTH {
+        let (fp, fb) = sum(counter_key(direction, true))?;
+        let (dp, db) = sum(counter_key(direction, false))?;
+        let counts = Counts {
+            forwarded_packets: fp,
+            forwarded_bytes: fb,
+            dropped_packets: dp,
+            dropped_bytes: db,
+        };
+        match direction {
+            Direction::Ingress => out.ingress = counts,
+            Direction::Egress => out.egress = counts,
+        }
+    }
+    Ok(out)
+}
+
+fn remove_pin(path: &Path) -> Result<(), FilterError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(FilterError::io("remove", path, e)),
+    }
+}
+
+fn aya_error(call: &'static str, name: &FilterName, e: impl std::fmt::Display) -> FilterError {
+    FilterError::Aya {
+        call,
+        name: name.clone(),
+        message: e.to_string(),
+    }
+}
+
+/// Pins created by a first load that has not finished; removed on drop
+/// unless the load completes.
+struct Cleanup {
+    paths: Vec<std::path::PathBuf>,
+    armed: bool,
+}
+
+impl Cleanup {
+    fn new(armed: bool) -> Cleanup {
+        Cleanup {
+            paths: Vec::new(),
+            armed,
+        }
+    }
+
+    fn add(&mut self, path: &Path) {
+        self.paths.push(path.to_path_buf());
+    }
+
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.armed {
+            for path in &self.paths {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
