@@ -12,7 +12,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 pub use error::{KernelError, PRIVILEGE_HINT};
 pub use load::{LoadedFilter, load, load_with_pins};
-pub use test_run::{ETH_HLEN, TestRunOutput, test_run};
+pub use test_run::{ETH_HLEN, TestRunOutput, test_run, test_run_pinned, test_run_program};
 
 /// The environment variable that turns skipped privileged tests into
 /// failures (set it in CI, where the tests must really run).

@@ -33,7 +33,32 @@ pub fn test_run(
     frame: &[u8],
     repeat: u32,
 ) -> Result<TestRunOutput, KernelError> {
-    let program = filter.program()?;
+    test_run_program(filter.program()?, frame, repeat)
+}
+
+/// As [`test_run`], for a program pinned in bpffs (such as a managed
+/// filter's dispatcher).
+pub fn test_run_pinned(
+    path: &std::path::Path,
+    frame: &[u8],
+    repeat: u32,
+) -> Result<TestRunOutput, KernelError> {
+    // The attach type only matters for attaching, which this never does.
+    let program =
+        aya::programs::CgroupSkb::from_pin(path, aya::programs::CgroupSkbAttachType::Egress)
+            .map_err(|source| KernelError::Program {
+                call: "BPF_OBJ_GET",
+                source,
+            })?;
+    test_run_program(&program, frame, repeat)
+}
+
+/// As [`test_run`], for any loaded cgroup_skb program.
+pub fn test_run_program(
+    program: &aya::programs::CgroupSkb,
+    frame: &[u8],
+    repeat: u32,
+) -> Result<TestRunOutput, KernelError> {
     let opts = TestRunOptions {
         data_in: Some(frame),
         repeat,
