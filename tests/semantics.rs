@@ -51,6 +51,11 @@ fn udp6(dport: u16) -> Packet {
 fn ext6(exts: &[Ext], proto: u8, transport: &[u8]) -> Packet {
     packets::ipv6_with_ext(A6, B6, exts, proto, transport)
 }
+/// Overwrites the IPv4 header length nibble, leaving the bytes as they are.
+fn with_ihl(mut p: Packet, ihl: u8) -> Packet {
+    p.data[0] = (p.data[0] & 0xf0) | ihl;
+    p
+}
 fn hop(len_units: u8) -> Ext {
     Ext::HopByHop { len_units }
 }
@@ -99,7 +104,8 @@ fn table() -> Vec<Case> {
         // A needed network header that is malformed drops, whatever the expression.
         case("tcp || !tcp", packets::truncate(tcp4(80), 19), D, "IPv4 header under 20 bytes"),
         case("!tcp", packets::truncate(tcp6(80), 39), D, "IPv6 header under 40 bytes"),
-        case("!tcp", packets::ipv4_with_options(4, 6, &tcp80), D, "IPv4 header length 16 is under 20"),
+        case("!tcp", with_ihl(tcp4(80), 4), D, "IPv4 header length 16 is under 20"),
+        case("!tcp", with_ihl(tcp4(80), 0), D, "IPv4 header length 0"),
         case("!tcp", packets::truncate(packets::ipv4_with_options(15, 6, &tcp80), 40), D, "IPv4 header length 60 beyond the packet"),
         case("ip && !tcp", packets::truncate(packets::ipv4_with_options(15, 6, &tcp80), 40), D, "`ip` does not save a malformed packet the filter parses"),
         // IPv4 options move the transport header.

@@ -144,7 +144,8 @@ pub fn packet(rng: &mut Rng) -> Packet {
 }
 
 fn protocol(rng: &mut Rng) -> u8 {
-    *rng.pick(&[6, 6, 17, 17, 1, 58, 132, 0, 44, rng.next() as u8])
+    let random = rng.next() as u8;
+    *rng.pick(&[6, 6, 17, 17, 1, 58, 132, 0, 44, random])
 }
 
 fn transport(rng: &mut Rng, proto: u8) -> Vec<u8> {

@@ -2,4 +2,6 @@
 
 #![allow(dead_code)]
 
+pub mod generate;
+pub mod kernel;
 pub mod packets;

@@ -325,8 +325,71 @@ impl Asm {
     ///
     /// Labels that nothing jumps to may be left unbound. The first problem
     /// found is returned.
-    pub fn finish(self) -> Result<Program, AsmError> {
-        if let Some(err) = self.deferred.into_iter().next() {
+    /// Drops instructions no path from the entry reaches (the verifier
+    /// refuses a program that has any: code generators emit them naturally,
+    /// e.g. after a condition that turned out constant), then jumps to the
+    /// very next instruction. Runs to a fixed point, as each step can
+    /// enable the other.
+    pub fn remove_dead_code(&mut self) {
+        loop {
+            let n = self.insns.len();
+            let pos = |label: Label, labels: &[LabelDef]| -> Option<usize> {
+                labels.get(label.index as usize).and_then(|d| d.pos)
+            };
+            // Reachability from instruction 0.
+            let mut reachable = vec![false; n];
+            let mut work = vec![0usize];
+            while let Some(i) = work.pop() {
+                if i >= n || reachable[i] {
+                    continue;
+                }
+                reachable[i] = true;
+                match self.insns[i] {
+                    Insn::Exit => {}
+                    Insn::Goto(l) => work.extend(pos(l, &self.labels)),
+                    Insn::Jump { target, .. } => {
+                        work.push(i + 1);
+                        work.extend(pos(target, &self.labels));
+                    }
+                    _ => work.push(i + 1),
+                }
+            }
+            // A jump to the instruction right after it does nothing.
+            for i in 0..n {
+                if let Insn::Goto(l) = self.insns[i] {
+                    let falls_through = pos(l, &self.labels)
+                        .is_some_and(|p| p > i && p < n && (i + 1..p).all(|j| !reachable[j]));
+                    if reachable[i] && falls_through {
+                        reachable[i] = false;
+                    }
+                }
+            }
+            if reachable.iter().all(|r| *r) {
+                return;
+            }
+            // new_index[i]: how many kept instructions precede i.
+            let mut new_index = Vec::with_capacity(n + 1);
+            let mut kept = 0;
+            for r in &reachable {
+                new_index.push(kept);
+                kept += usize::from(*r);
+            }
+            new_index.push(kept);
+            for def in &mut self.labels {
+                if let Some(p) = def.pos {
+                    def.pos = Some(new_index[p.min(n)]);
+                }
+            }
+            let mut i = 0;
+            self.insns.retain(|_| {
+                i += 1;
+                reachable[i - 1]
+            });
+        }
+    }
+
+    pub fn finish(mut self) -> Result<Program, AsmError> {
+        if let Some(err) = std::mem::take(&mut self.deferred).into_iter().next() {
             return Err(err);
         }
         if self.insns.is_empty() {

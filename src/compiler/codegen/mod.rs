@@ -80,6 +80,7 @@ pub fn generate_with(
         Some(c) => counting::tails(&mut g, c),
         None => g.tails(),
     }
+    g.asm.remove_dead_code();
     Ok(g.asm.finish()?)
 }
 
