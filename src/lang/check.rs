@@ -88,7 +88,7 @@ fn closest(name: &str) -> Option<Var> {
     Var::ALL
         .into_iter()
         .map(|v| (strsim::damerau_levenshtein(&lower, v.name()), v))
-        .filter(|(d, v)| *d <= 2.max(v.name().len() / 3))
+        .filter(|(d, v)| *d <= 1.max(v.name().len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, v)| v)
 }
