@@ -52,7 +52,10 @@ fn check_errors_exit_1_with_a_caret() {
     assert!(o.stdout.is_empty());
     let err = stderr(&o);
     assert!(err.starts_with("error: `=` is assignment"), "{err}");
-    assert!(err.contains("1 | tcp && dst_port = 80\n  |                 ^\n"), "{err}");
+    assert!(
+        err.contains("1 | tcp && dst_port = 80\n  |                 ^\n"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -64,7 +67,11 @@ fn filters_come_from_files_and_stdin() {
     let bad = temp_file("bad.filter", b"udp &&\n  dst_prot == 53\n");
     let o = portwall(&["check", "-f", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains(&format!("--> {}:2:3", bad.display())), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("--> {}:2:3", bad.display())),
+        "{}",
+        stderr(&o)
+    );
 
     let binary = temp_file("bin.filter", b"tcp \xff\xfe");
     let o = portwall(&["check", "-f", binary.to_str().unwrap()]);
@@ -113,14 +120,25 @@ fn test_prints_index_verdict_and_summary() {
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
-    assert!(lines[0].starts_with("1 forward IPv4 10.0.0.1:40000 -> 10.0.0.2:53 udp"), "{out}");
-    assert!(lines[1].starts_with("2 drop    IPv4 10.0.0.1:40000 -> 10.0.0.2:443 tcp"), "{out}");
+    assert!(
+        lines[0].starts_with("1 forward IPv4 10.0.0.1:40000 -> 10.0.0.2:53 udp"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("2 drop    IPv4 10.0.0.1:40000 -> 10.0.0.2:443 tcp"),
+        "{out}"
+    );
 
     let short = packets::truncate(packets::ipv4_tcp(packets::SRC4, packets::DST4, 1, 80), 30);
     let o = portwall(&["test", "dst_port == 80", "--hex", &hex(&short), "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["packets"][0]["verdict"], "drop");
-    assert!(v["packets"][0]["malformed"].as_str().unwrap().contains("TCP header"));
+    assert!(
+        v["packets"][0]["malformed"]
+            .as_str()
+            .unwrap()
+            .contains("TCP header")
+    );
 
     let o = portwall(&["test", "tcp", "--hex", "45zz"]);
     assert_eq!(o.status.code(), Some(1));
@@ -175,7 +193,12 @@ fn kernel_test_agrees_with_the_evaluator() {
     let evaluator = portwall(&["test", "--samples", "--json"]);
     let e: serde_json::Value = serde_json::from_slice(&evaluator.stdout).unwrap();
     let verdicts = |v: &serde_json::Value| -> Vec<String> {
-        v["packets"].as_array().unwrap().iter().map(|p| p["verdict"].to_string()).collect()
+        v["packets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["verdict"].to_string())
+            .collect()
     };
     assert_eq!(verdicts(&v), verdicts(&e));
 }
@@ -189,7 +212,10 @@ fn compile_writes_an_object_bpftool_loads() {
     assert_eq!(&bytes[..4], b"\x7fELF");
     let o = portwall(&["compile", "--emit", "asm", EXAMPLE]);
     let listing = stdout(&o);
-    assert!(listing.contains("exit") && listing.contains("drop:"), "{listing}");
+    assert!(
+        listing.contains("exit") && listing.contains("drop:"),
+        "{listing}"
+    );
     let o = portwall(&["compile", EXAMPLE]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("needs -o FILE"));
@@ -198,7 +224,10 @@ fn compile_writes_an_object_bpftool_loads() {
         return;
     }
     if Command::new("bpftool").arg("version").output().is_err() {
-        portwall::kernel::skip_or_fail("compile_writes_an_object_bpftool_loads", "bpftool is not installed");
+        portwall::kernel::skip_or_fail(
+            "compile_writes_an_object_bpftool_loads",
+            "bpftool is not installed",
+        );
         return;
     }
     let pin = format!("/sys/fs/bpf/portwall-cli-test-{}", std::process::id());
@@ -210,11 +239,21 @@ fn compile_writes_an_object_bpftool_loads() {
     }
     let _guard = Unpin(pin.clone());
     let o = Command::new("bpftool")
-        .args(["prog", "load", path.to_str().unwrap(), &pin, "type", "cgroup/skb"])
+        .args([
+            "prog",
+            "load",
+            path.to_str().unwrap(),
+            &pin,
+            "type",
+            "cgroup/skb",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "bpftool: {}", stderr(&o));
-    let o = Command::new("bpftool").args(["-j", "prog", "show", "pinned", &pin]).output().unwrap();
+    let o = Command::new("bpftool")
+        .args(["-j", "prog", "show", "pinned", &pin])
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["type"], "cgroup_skb");
     assert_eq!(v["name"], "portwall");

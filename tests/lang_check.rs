@@ -15,7 +15,10 @@ fn unknown_name_suggests_the_closest_variable() {
         "error: unknown name `dst_prot`\n --> filter:1:8\n  |\n1 | tcp && dst_prot == 80\n  |        ^^^^^^^^\n  = help: did you mean `dst_port`?\n"
     );
     assert!(error("TCP").contains("did you mean `tcp`?"));
-    assert!(error("ipv4").contains("did you mean `ip`?") || error("ipv4").contains("did you mean `ipv6`?"));
+    assert!(
+        error("ipv4").contains("did you mean `ip`?")
+            || error("ipv4").contains("did you mean `ipv6`?")
+    );
 }
 
 #[test]

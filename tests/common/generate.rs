@@ -114,7 +114,14 @@ fn literal(rng: &mut Rng) -> String {
         1 => 1,
         2 => u64::from(*rng.pick(&PORTS)),
         3 => *rng.pick(&[63, 64, 65, 127, 2, 3, 7]),
-        4 => *rng.pick(&[i64::MAX as u64, i64::MIN as u64, u64::MAX, 1 << 32, (1 << 31) - 1, 1 << 31]),
+        4 => *rng.pick(&[
+            i64::MAX as u64,
+            i64::MIN as u64,
+            u64::MAX,
+            1 << 32,
+            (1 << 31) - 1,
+            1 << 31,
+        ]),
         5 => rng.below(100_000),
         _ => rng.next(),
     };
@@ -169,13 +176,21 @@ fn transport(rng: &mut Rng, proto: u8) -> Vec<u8> {
 
 fn ipv4(rng: &mut Rng) -> Packet {
     let proto = protocol(rng);
-    let ihl: u8 = if rng.chance(80) { 5 } else { rng.below(16) as u8 };
+    let ihl: u8 = if rng.chance(80) {
+        5
+    } else {
+        rng.below(16) as u8
+    };
     let header_len = usize::from(ihl.max(5)) * 4;
     let mut p = vec![0u8; header_len];
     p[0] = 0x40 | ihl;
     if rng.chance(15) {
         // Fragment offset (and sometimes MF).
-        let offset: u16 = if rng.chance(50) { 0 } else { 1 + rng.below(0x1fff) as u16 };
+        let offset: u16 = if rng.chance(50) {
+            0
+        } else {
+            1 + rng.below(0x1fff) as u16
+        };
         let flags: u16 = if rng.chance(50) { 0x2000 } else { 0 };
         p[6..8].copy_from_slice(&(flags | offset).to_be_bytes());
     }
@@ -218,7 +233,11 @@ fn ipv6(rng: &mut Rng) -> Packet {
         let mut h = vec![0u8; size];
         h[1] = len_field;
         if kind == 44 {
-            let offset: u16 = if rng.chance(70) { 0 } else { 1 + rng.below(0x1fff) as u16 };
+            let offset: u16 = if rng.chance(70) {
+                0
+            } else {
+                1 + rng.below(0x1fff) as u16
+            };
             h[2..4].copy_from_slice(&((offset << 3) | rng.below(2) as u16).to_be_bytes());
         }
         p.extend(h);

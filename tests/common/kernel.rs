@@ -1,11 +1,11 @@
 //! Running compiled filters in the kernel's `BPF_PROG_TEST_RUN`, for tests
 //! that hold the compiled program to the reference evaluator.
 
+use portwall::compiler;
 use portwall::eval::Verdict;
 use portwall::kernel::{self, LoadedFilter};
 use portwall::lang::ir::Filter;
 use portwall::packet::{ETH_P_IP, ETH_P_IPV6, Packet};
-use portwall::compiler;
 
 /// Whether kernel tests can run here; prints the reason and returns false
 /// when not (or panics when CI requires privileged tests).
