@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod bpffs;
 pub mod generate;
 pub mod kernel;
 pub mod packets;
