@@ -519,6 +519,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn dead_code_and_jumps_to_the_next_instruction_go() {
+        let mut asm = Asm::new();
+        let (skip, end) = (asm.label("skip"), asm.label("end"));
+        asm.jump(Cond::Eq, Reg::R1, 0, skip)
+            .mov64_imm(Reg::R0, 1)
+            .goto(end)
+            .mov64_imm(Reg::R0, 7) // unreachable: after a goto, not a target
+            .exit();
+        asm.bind(skip);
+        asm.mov64_imm(Reg::R0, 2).goto(end); // goto the next instruction
+        asm.bind(end);
+        asm.exit();
+        asm.remove_dead_code();
+        let listing = asm.finish().expect("assembles").to_string();
+        assert_eq!(
+            listing,
+            "  0: if r1 == 0x0 goto skip\n  1: r0 = 1\n  2: goto end\nskip:\n  3: r0 = 2\nend:\n  4: exit\n"
+        );
+    }
+
+    #[test]
     fn forward_jump_skips_the_instructions_between() {
         let mut asm = Asm::new();
         let out = asm.label("out");
