@@ -64,7 +64,7 @@ pub fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(err) => {
-            report(&err);
+            report(&err, cli.global.verbose);
             ExitCode::from(1)
         }
     }
@@ -83,10 +83,26 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     }
 }
 
-fn report(err: &anyhow::Error) {
+fn report(err: &anyhow::Error, verbose: bool) {
     if let Some(filter) = err.downcast_ref::<input::FilterError>() {
         eprintln!("{filter}");
         return;
     }
     eprintln!("portwall: error: {err:#}");
+    if verbose {
+        let log = err.chain().find_map(|cause| {
+            cause
+                .downcast_ref::<crate::kernel::KernelError>()
+                .and_then(|k| k.verifier_log())
+                .or_else(
+                    || match cause.downcast_ref::<crate::filters::FilterError>() {
+                        Some(crate::filters::FilterError::Kernel(k)) => k.verifier_log(),
+                        _ => None,
+                    },
+                )
+        });
+        if let Some(log) = log {
+            eprintln!("verifier log:\n{log}");
+        }
+    }
 }

@@ -107,6 +107,11 @@ fn rejected(name: &str, io_error: &io::Error, log: &str) -> String {
             "the kernel refused to load program `{name}` ({io_error}) and wrote no verifier log"
         )
     } else {
-        format!("the kernel verifier rejected program `{name}` ({io_error}); verifier log:\n{log}")
+        // The log is long; the CLI prints it under --verbose.
+        format!(
+            "the kernel verifier rejected program `{name}` ({io_error}); every filter portwall \
+             accepts should load, so this is a bug in portwall: please report it with the filter \
+             and the verifier's log (run with --verbose to see it)"
+        )
     }
 }
