@@ -2,13 +2,18 @@
 //! test-runs them; the only part of portwall's compiler path that makes
 //! system calls.
 
+pub mod attach;
+pub mod cgroup;
 mod error;
 mod load;
+mod sys;
 mod test_run;
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
+pub use attach::{AttachError, Direction};
+pub use cgroup::{CgroupError, TempCgroup};
 pub use error::{KernelError, PRIVILEGE_HINT};
 pub use load::{LoadedFilter, load};
 pub use test_run::{ETH_HLEN, TestRunOutput, test_run};
