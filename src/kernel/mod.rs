@@ -2,14 +2,19 @@
 //! test-runs them; the only part of portwall's compiler path that makes
 //! system calls.
 
+pub mod attach;
+pub mod cgroup;
 mod error;
 mod load;
 pub mod raw;
+mod sys;
 mod test_run;
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
+pub use attach::{AttachError, Direction};
+pub use cgroup::{CgroupError, TempCgroup};
 pub use error::{KernelError, PRIVILEGE_HINT};
 pub use load::{LoadedFilter, load, load_with_pins};
 pub use test_run::{ETH_HLEN, TestRunOutput, test_run, test_run_pinned, test_run_program};

@@ -6,3 +6,4 @@ pub mod bpffs;
 pub mod generate;
 pub mod kernel;
 pub mod packets;
+pub mod traffic;
