@@ -18,3 +18,4 @@ pub mod filters;
 pub mod kernel;
 pub mod lang;
 pub mod packet;
+pub mod runner;

@@ -124,8 +124,27 @@ pub fn load(global: &Global, args: &LoadArgs) -> Result<()> {
 
 pub fn unload(global: &Global, args: &UnloadArgs) -> Result<()> {
     let pins = PinDir::open(global.bpffs.as_deref(), false)?;
+    let mut info = filters::info(&pins, &args.name)?;
+    filters::find_attachments(std::slice::from_mut(&mut info))?;
     filters::unload(&pins, &args.name)?;
     println!("unloaded {}", args.name);
+    if !info.attachments.is_empty() {
+        eprintln!(
+            "portwall: warning: {} is still attached; the kernel keeps it there, and without its \
+             pinned jump table it now drops every packet (fail closed) until detached:",
+            args.name
+        );
+        for a in &info.attachments {
+            eprintln!(
+                "  {} ({}): bpftool cgroup detach {} {} id {}",
+                a.cgroup,
+                a.direction,
+                a.path.display(),
+                a.direction,
+                info.dispatcher_id
+            );
+        }
+    }
     Ok(())
 }
 
@@ -137,7 +156,8 @@ pub fn list(global: &Global, args: &ListArgs) -> Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    let all = filters::list(&pins)?;
+    let mut all = filters::list(&pins)?;
+    filters::find_attachments(&mut all)?;
     print_list(&all, args.json)
 }
 
@@ -158,7 +178,8 @@ fn print_list(all: &[FilterInfo], json: bool) -> Result<()> {
 
 pub fn show(global: &Global, args: &ShowArgs) -> Result<()> {
     let pins = PinDir::open(global.bpffs.as_deref(), false)?;
-    let info = filters::info(&pins, &args.name)?;
+    let mut info = filters::info(&pins, &args.name)?;
+    filters::find_attachments(std::slice::from_mut(&mut info))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&info)?);
     } else {
@@ -183,12 +204,18 @@ fn print_info(info: &FilterInfo) {
         info.program_id
             .map_or("none".to_string(), |id| id.to_string())
     );
-    for d in Direction::BOTH {
+    for d in Direction::ALL {
         let c = info.counters.get(d);
         println!(
             "  {d:<7} forwarded {} packets ({} bytes), dropped {} packets ({} bytes)",
             c.forwarded_packets, c.forwarded_bytes, c.dropped_packets, c.dropped_bytes
         );
+    }
+    if info.attachments.is_empty() {
+        println!("  not attached");
+    }
+    for a in &info.attachments {
+        println!("  attached to {} ({})", a.cgroup, a.direction);
     }
 }
 
@@ -208,7 +235,7 @@ pub fn stats(global: &Global, args: &StatsArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         for info in &all {
-            for d in Direction::BOTH {
+            for d in Direction::ALL {
                 let c: &Counts = info.counters.get(d);
                 println!(
                     "{} {d} forwarded {} {} dropped {} {}",
@@ -256,7 +283,7 @@ pub fn prometheus(all: &[FilterInfo]) -> String {
             "# HELP {metric} {help}\n# TYPE {metric} counter\n"
         ));
         for info in all {
-            for d in Direction::BOTH {
+            for d in Direction::ALL {
                 for (verdict, fwd) in [("forward", true), ("drop", false)] {
                     out.push_str(&format!(
                         "{metric}{{filter=\"{}\",direction=\"{d}\",verdict=\"{verdict}\"}} {}\n",

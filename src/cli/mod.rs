@@ -3,10 +3,12 @@
 //! Each command lives in its own module with its arguments; this module
 //! parses, runs, and maps the result to an exit status.
 
+pub mod attach;
 pub mod check;
 pub mod compile;
 pub mod input;
 pub mod lifecycle;
+pub mod run;
 pub mod test;
 
 use clap::{Parser, Subcommand};
@@ -53,16 +55,18 @@ pub enum Command {
     List(lifecycle::ListArgs),
     Show(lifecycle::ShowArgs),
     Stats(lifecycle::StatsArgs),
+    Attach(attach::AttachArgs),
+    Detach(attach::AttachArgs),
+    Run(run::RunArgs),
 }
 
 /// Runs the command line and returns the process exit status: 0 on
 /// success, 1 on an error (printed once, to stderr), 2 for usage errors
-/// (clap's convention).
+/// (clap's convention); `run` returns its command's status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             report(&err, cli.global.verbose);
             ExitCode::from(1)
@@ -70,17 +74,23 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> anyhow::Result<bool> {
-    match &cli.command {
-        Command::Check(args) => check::run(args).map(|()| true),
-        Command::Compile(args) => compile::run(args).map(|()| true),
-        Command::Test(args) => test::run(args),
-        Command::Load(args) => lifecycle::load(&cli.global, args).map(|()| true),
-        Command::Unload(args) => lifecycle::unload(&cli.global, args).map(|()| true),
-        Command::List(args) => lifecycle::list(&cli.global, args).map(|()| true),
-        Command::Show(args) => lifecycle::show(&cli.global, args).map(|()| true),
-        Command::Stats(args) => lifecycle::stats(&cli.global, args).map(|()| true),
-    }
+/// Runs the command; `Ok` carries the exit status.
+fn run(cli: &Cli) -> anyhow::Result<u8> {
+    let ok = |()| 0;
+    Ok(match &cli.command {
+        Command::Check(args) => check::run(args).map(ok)?,
+        Command::Compile(args) => compile::run(args).map(ok)?,
+        Command::Test(args) => u8::from(!test::run(args)?),
+        Command::Load(args) => lifecycle::load(&cli.global, args).map(ok)?,
+        Command::Unload(args) => lifecycle::unload(&cli.global, args).map(ok)?,
+        Command::List(args) => lifecycle::list(&cli.global, args).map(ok)?,
+        Command::Show(args) => lifecycle::show(&cli.global, args).map(ok)?,
+        Command::Stats(args) => lifecycle::stats(&cli.global, args).map(ok)?,
+        Command::Attach(args) => attach::attach(&cli.global, args).map(ok)?,
+        Command::Detach(args) => attach::detach(&cli.global, args).map(ok)?,
+        // Exit statuses are one byte; 128 + signal fits.
+        Command::Run(args) => run::run(args)?.clamp(0, 255) as u8,
+    })
 }
 
 fn report(err: &anyhow::Error, verbose: bool) {

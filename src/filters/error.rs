@@ -36,6 +36,10 @@ pub enum FilterError {
         loaded: crate::lang::ir::Direction,
         requested: crate::lang::ir::Direction,
     },
+    #[error("cannot list cgroup attachments: {source}")]
+    Attachments {
+        source: Box<crate::kernel::AttachError>,
+    },
     #[error(transparent)]
     Compile(#[from] CompileError),
     #[error(transparent)]

@@ -99,6 +99,50 @@ pub struct FilterInfo {
     /// The filter program the dispatcher runs now.
     pub program_id: Option<u32>,
     pub counters: Counters,
+    /// Where the dispatcher is attached, found from the kernel (see
+    /// [`find_attachments`]); empty until looked up.
+    pub attachments: Vec<Attached>,
+}
+
+/// One cgroup a filter is attached to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Attached {
+    /// The cgroup, relative to the cgroup2 mount (`/system.slice/x.service`).
+    pub cgroup: String,
+    /// The full path of its directory.
+    pub path: std::path::PathBuf,
+    pub direction: Direction,
+}
+
+/// Fills in where each filter is attached, with one walk of the cgroup2
+/// tree, so attachments made by systemd or bpftool show too. Without a
+/// cgroup2 mount there are none.
+pub fn find_attachments(infos: &mut [FilterInfo]) -> Result<(), FilterError> {
+    let Ok(root) = kernel::cgroup::cgroup2_mount() else {
+        return Ok(());
+    };
+    let all = kernel::attach::all_attachments(&root).map_err(|e| FilterError::Attachments {
+        source: Box::new(e),
+    })?;
+    for info in infos {
+        info.attachments = all
+            .iter()
+            .filter(|a| a.prog_ids.contains(&info.dispatcher_id))
+            .map(|a| Attached {
+                cgroup: relative_cgroup(&root, &a.cgroup),
+                path: a.cgroup.clone(),
+                direction: a.direction,
+            })
+            .collect();
+    }
+    Ok(())
+}
+
+fn relative_cgroup(root: &Path, cgroup: &Path) -> String {
+    match cgroup.strip_prefix(root) {
+        Ok(rel) => format!("/{}", rel.display()),
+        Err(_) => cgroup.display().to_string(),
+    }
 }
 
 /// Compiles, loads and pins a filter, or replaces a loaded one live.
@@ -245,6 +289,7 @@ pub fn info(pins: &PinDir, name: &FilterName) -> Result<FilterInfo, FilterError>
         dispatcher_id,
         program_id,
         counters: read_counters(&paths.counters, name)?,
+        attachments: Vec::new(),
     })
 }
 
@@ -352,7 +397,7 @@ fn read_counters(path: &Path, name: &FilterName) -> Result<Counters, FilterError
         Ok(values.iter().fold((0, 0), |(p, b), v| (p + v[0], b + v[1])))
     };
     let mut out = Counters::default();
-    for direction in Direction::BOTH {
+    for direction in Direction::ALL {
         let (fp, fb) = sum(counter_key(direction, true))?;
         let (dp, db) = sum(counter_key(direction, false))?;
         let counts = Counts {

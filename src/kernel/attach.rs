@@ -9,14 +9,12 @@
 //! the last fd to it closes unless it is pinned.
 
 use std::ffi::CString;
-use std::fmt;
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use super::error::PRIVILEGE_HINT;
 use super::sys;
@@ -25,67 +23,7 @@ pub use super::sys::ProgInfo;
 /// The statfs magic number of a cgroup2 file system (`CGROUP2_SUPER_MAGIC`).
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
-/// Which packets of a cgroup's sockets a program sees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    /// Packets delivered to the cgroup's sockets (`BPF_CGROUP_INET_INGRESS`).
-    Ingress,
-    /// Packets the cgroup's sockets send (`BPF_CGROUP_INET_EGRESS`).
-    Egress,
-}
-
-impl Direction {
-    /// Both directions, ingress first.
-    pub const ALL: [Direction; 2] = [Direction::Ingress, Direction::Egress];
-
-    /// `BPF_CGROUP_INET_INGRESS` in `enum bpf_attach_type`.
-    pub const BPF_CGROUP_INET_INGRESS: u32 = 0;
-    /// `BPF_CGROUP_INET_EGRESS` in `enum bpf_attach_type`.
-    pub const BPF_CGROUP_INET_EGRESS: u32 = 1;
-
-    /// `"ingress"` or `"egress"`, as on the command line and in bpftool.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Ingress => "ingress",
-            Direction::Egress => "egress",
-        }
-    }
-
-    /// The kernel's attach type for this direction.
-    pub fn attach_type(self) -> u32 {
-        match self {
-            Direction::Ingress => Self::BPF_CGROUP_INET_INGRESS,
-            Direction::Egress => Self::BPF_CGROUP_INET_EGRESS,
-        }
-    }
-}
-
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A direction name that is neither `ingress` nor `egress`.
-#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
-#[error("unknown direction `{0}`: use `ingress` or `egress`")]
-pub struct ParseDirectionError(pub String);
-
-impl FromStr for Direction {
-    type Err = ParseDirectionError;
-
-    /// Parses `ingress` or `egress`, in any case.
-    fn from_str(s: &str) -> Result<Direction, ParseDirectionError> {
-        if s.eq_ignore_ascii_case("ingress") {
-            Ok(Direction::Ingress)
-        } else if s.eq_ignore_ascii_case("egress") {
-            Ok(Direction::Egress)
-        } else {
-            Err(ParseDirectionError(s.to_string()))
-        }
-    }
-}
+pub use crate::lang::ir::{Direction, ParseDirectionError};
 
 /// A failure attaching, detaching or looking up programs.
 #[derive(thiserror::Error, Debug)]

@@ -193,25 +193,40 @@ pub fn apply_unary(op: UnaryOp, a: i64) -> i64 {
     }
 }
 
-/// Which way a packet travels through the cgroup's sockets.
+/// Which packets of a cgroup's sockets a program sees.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
-    /// Packets the cgroup's sockets receive.
+    /// Packets delivered to the cgroup's sockets (`BPF_CGROUP_INET_INGRESS`).
     Ingress,
-    /// Packets the cgroup's sockets send.
+    /// Packets the cgroup's sockets send (`BPF_CGROUP_INET_EGRESS`).
     Egress,
 }
 
 impl Direction {
-    pub const BOTH: [Direction; 2] = [Direction::Ingress, Direction::Egress];
+    /// Both directions, ingress first.
+    pub const ALL: [Direction; 2] = [Direction::Ingress, Direction::Egress];
 
+    /// `BPF_CGROUP_INET_INGRESS` in `enum bpf_attach_type`.
+    pub const BPF_CGROUP_INET_INGRESS: u32 = 0;
+    /// `BPF_CGROUP_INET_EGRESS` in `enum bpf_attach_type`.
+    pub const BPF_CGROUP_INET_EGRESS: u32 = 1;
+
+    /// `"ingress"` or `"egress"`, as on the command line and in bpftool.
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::Ingress => "ingress",
             Direction::Egress => "egress",
+        }
+    }
+
+    /// The kernel's attach type for this direction.
+    pub fn attach_type(self) -> u32 {
+        match self {
+            Direction::Ingress => Self::BPF_CGROUP_INET_INGRESS,
+            Direction::Egress => Self::BPF_CGROUP_INET_EGRESS,
         }
     }
 }
@@ -222,16 +237,22 @@ impl std::fmt::Display for Direction {
     }
 }
 
-impl std::str::FromStr for Direction {
-    type Err = String;
+/// A direction name that is neither `ingress` nor `egress`.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+#[error("unknown direction `{0}`: use `ingress` or `egress`")]
+pub struct ParseDirectionError(pub String);
 
-    fn from_str(s: &str) -> Result<Direction, String> {
-        match s {
-            "ingress" | "in" => Ok(Direction::Ingress),
-            "egress" | "out" => Ok(Direction::Egress),
-            _ => Err(format!(
-                "unknown direction `{s}`: use `ingress` or `egress`"
-            )),
+impl std::str::FromStr for Direction {
+    type Err = ParseDirectionError;
+
+    /// Parses `ingress` or `egress`, in any case.
+    fn from_str(s: &str) -> Result<Direction, ParseDirectionError> {
+        if s.eq_ignore_ascii_case("ingress") {
+            Ok(Direction::Ingress)
+        } else if s.eq_ignore_ascii_case("egress") {
+            Ok(Direction::Egress)
+        } else {
+            Err(ParseDirectionError(s.to_string()))
         }
     }
 }

@@ -592,6 +592,9 @@ enum Job {
     Receive,
     /// Report ready, then wait until stdin closes (or the process is killed).
     Hold,
+    /// Report ready, then send UDP datagrams to this address as fast as
+    /// possible until stdin closes; then report one [`Outcome::Udp`].
+    Stream(SocketAddr),
 }
 
 /// A request to a receiving child: [`Receiver::wait_for`] with these.
@@ -627,6 +630,68 @@ pub fn helper_main() {
             let mut sink = Vec::new();
             let _ = io::stdin().read_to_end(&mut sink);
         }
+        Job::Stream(addr) => {
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = done.clone();
+            std::thread::spawn(move || {
+                let mut sink = Vec::new();
+                let _ = io::stdin().read_to_end(&mut sink);
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            emit("READY", &std::process::id());
+            let (mut sent, mut eperm, mut errors) = (0u32, 0u32, Vec::new());
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                match udp_send(addr, 1) {
+                    Outcome::Udp {
+                        sent: s,
+                        eperm: e,
+                        errors: mut err,
+                    } => {
+                        sent += s;
+                        eperm += e;
+                        errors.append(&mut err);
+                    }
+                    other => unreachable!("udp_send gave {other:?}"),
+                }
+            }
+            errors.truncate(10);
+            emit(
+                "REPORT",
+                &vec![Outcome::Udp {
+                    sent,
+                    eperm,
+                    errors,
+                }],
+            );
+        }
+    }
+}
+
+/// A child in a cgroup streaming UDP datagrams at one address until
+/// stopped: the load under which live replaces are tested.
+pub struct UdpStream {
+    child: ChildProcess,
+}
+
+impl UdpStream {
+    /// Starts streaming and returns once the child runs.
+    pub fn start(cgroup: &Path, addr: SocketAddr) -> anyhow::Result<UdpStream> {
+        let mut child = ChildProcess::spawn(Some(cgroup), &Job::Stream(addr))?;
+        let _pid: u32 = child.expect("READY", STARTUP_TIMEOUT)?;
+        Ok(UdpStream { child })
+    }
+
+    /// Stops the stream and reports what came of every datagram.
+    pub fn stop(mut self) -> anyhow::Result<Outcome> {
+        drop(self.child.stdin.take());
+        let mut report: Vec<Outcome> = self.child.expect("REPORT", STARTUP_TIMEOUT)?;
+        let status = self.child.close_and_wait(STARTUP_TIMEOUT)?;
+        anyhow::ensure!(
+            status.success(),
+            "the streaming helper failed: {}",
+            self.child.stderr()
+        );
+        report.pop().ok_or_else(|| anyhow!("empty report"))
     }
 }
 
