@@ -19,7 +19,7 @@ pub use name::FilterName;
 pub use pins::{FilterPins, PinDir};
 
 use crate::compiler::{self, codegen::counter_key};
-use crate::kernel::{self, raw};
+use crate::kernel::{self, sys};
 use crate::lang::ir::{Direction, Filter};
 use aya::maps::{Map, MapData, PerCpuArray, ProgramArray};
 use aya::programs::ProgramInfo;
@@ -308,7 +308,7 @@ pub fn dispatcher_fd(
     name: &FilterName,
 ) -> Result<std::os::fd::OwnedFd, FilterError> {
     let info = info(pins, name)?;
-    raw::prog_fd_by_id(info.dispatcher_id).map_err(|source| FilterError::Bpf {
+    sys::prog_get_fd_by_id(info.dispatcher_id).map_err(|source| FilterError::Bpf {
         call: "BPF_PROG_GET_FD_BY_ID",
         name: name.clone(),
         source,
@@ -339,9 +339,9 @@ fn write_meta(
         name: name.clone(),
         source,
     };
-    raw::update(fd, 0, meta).map_err(|e| bpf("BPF_MAP_UPDATE_ELEM", e))?;
+    sys::map_update(fd, 0, meta).map_err(|e| bpf("BPF_MAP_UPDATE_ELEM", e))?;
     // Read-only from now on: what `list` shows is what was loaded.
-    raw::freeze(fd).map_err(|e| bpf("BPF_MAP_FREEZE", e))
+    sys::map_freeze(fd).map_err(|e| bpf("BPF_MAP_FREEZE", e))
 }
 
 fn open_jump(path: &Path, name: &FilterName) -> Result<ProgramArray<MapData>, FilterError> {
@@ -353,7 +353,7 @@ fn open_jump(path: &Path, name: &FilterName) -> Result<ProgramArray<MapData>, Fi
 /// The id of the program in the jump table's slot, if any.
 fn current_program(jump: &Path, name: &FilterName) -> Result<Option<u32>, FilterError> {
     let data = MapData::from_pin(jump).map_err(|e| aya_error("opening the jump table", name, e))?;
-    match raw::lookup(data.fd().as_fd(), 0, 4) {
+    match sys::map_lookup(data.fd().as_fd(), 0, 4) {
         Ok(value) => Ok(Some(u32::from_ne_bytes([
             value[0], value[1], value[2], value[3],
         ]))),
@@ -379,7 +379,7 @@ fn read_meta(id: u32) -> Option<FilterMeta> {
             continue;
         }
         let fd = info.fd().ok()?;
-        let value = raw::lookup(fd.as_fd(), 0, info.value_size() as usize).ok()?;
+        let value = sys::map_lookup(fd.as_fd(), 0, info.value_size() as usize).ok()?;
         return FilterMeta::decode(&value);
     }
     None

@@ -6,8 +6,7 @@ pub mod attach;
 pub mod cgroup;
 mod error;
 mod load;
-pub mod raw;
-mod sys;
+pub mod sys;
 mod test_run;
 
 use std::io;

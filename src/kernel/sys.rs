@@ -1,5 +1,8 @@
 //! Raw bpf(2) commands that aya 0.14 does not expose in the form we need.
 //!
+//! Besides the cgroup calls below: map element access with sizes known only
+//! at run time, and map freezing, for the filter descriptions.
+//!
 //! aya attaches cgroup programs with `bpf_link` (which dies with the process
 //! unless pinned), has no public call that reads a program's info from a
 //! plain fd, and hands out pinned programs only wrapped in its own types. The
@@ -14,12 +17,15 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// `enum bpf_cmd` values (include/uapi/linux/bpf.h).
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_ATTACH: libc::c_long = 8;
 const BPF_PROG_DETACH: libc::c_long = 9;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_PROG_QUERY: libc::c_long = 16;
+const BPF_MAP_FREEZE: libc::c_long = 22;
 
 /// Attach flag: other programs may be attached to the same cgroup and
 /// direction, and all of them run (any drop wins).
@@ -66,6 +72,22 @@ struct InfoAttr {
     bpf_fd: u32,
     info_len: u32,
     info: u64,
+}
+
+/// The `BPF_MAP_*_ELEM` part of `union bpf_attr`.
+#[repr(C)]
+struct MapElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// The `BPF_MAP_FREEZE` part of `union bpf_attr`.
+#[repr(C)]
+struct MapFdAttr {
+    map_fd: u32,
 }
 
 /// The `BPF_PROG_GET_FD_BY_ID` part of `union bpf_attr`.
@@ -216,6 +238,43 @@ pub fn obj_get(path: &CStr) -> io::Result<OwnedFd> {
         file_flags: 0,
     };
     owned_fd(bpf(BPF_OBJ_GET, &mut attr)?)
+}
+
+/// `BPF_MAP_LOOKUP_ELEM` on an array-like map whose values are
+/// `value_len` bytes, which aya's typed maps cannot express when the size
+/// is only known at run time. For a program array the value is the id of
+/// the program in the slot.
+pub fn map_lookup(map: BorrowedFd<'_>, key: u32, value_len: usize) -> io::Result<Vec<u8>> {
+    let key = key.to_ne_bytes();
+    let mut value = vec![0u8; value_len];
+    let mut attr = MapElemAttr {
+        map_fd: raw(map),
+        _pad: 0,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        flags: 0,
+    };
+    bpf(BPF_MAP_LOOKUP_ELEM, &mut attr)?;
+    Ok(value)
+}
+
+/// `BPF_MAP_UPDATE_ELEM` of an array map's element `key`.
+pub fn map_update(map: BorrowedFd<'_>, key: u32, value: &[u8]) -> io::Result<()> {
+    let key = key.to_ne_bytes();
+    let mut attr = MapElemAttr {
+        map_fd: raw(map),
+        _pad: 0,
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        flags: 0,
+    };
+    bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
+}
+
+/// `BPF_MAP_FREEZE`: the map is read-only for user space from now on.
+pub fn map_freeze(map: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr = MapFdAttr { map_fd: raw(map) };
+    bpf(BPF_MAP_FREEZE, &mut attr).map(drop)
 }
 
 /// `BPF_PROG_GET_FD_BY_ID`: opens the loaded program with this id.
