@@ -8,7 +8,7 @@
 //! filtered from the start.
 
 use crate::compiler;
-use crate::filters::{Counters, Counts};
+use crate::filters::Counters;
 use crate::kernel::cgroup::{self, TempCgroup};
 use crate::kernel::{self, LoadedFilter};
 use crate::lang::ir::{Direction, Filter};
@@ -133,6 +133,7 @@ fn join_cgroup(procs: &CString) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Each filter counts only its own direction; the sum is what ran.
 fn read_counters(loaded: &[(Direction, LoadedFilter)]) -> Counters {
     let mut out = Counters::default();
     for (direction, filter) in loaded {
@@ -142,22 +143,12 @@ fn read_counters(loaded: &[(Direction, LoadedFilter)]) -> Counters {
         let Ok(map) = PerCpuArray::<&MapData, [u64; 2]>::try_from(map) else {
             continue;
         };
-        let sum = |key| {
-            map.get(&key, 0)
-                .map(|v| v.iter().fold((0, 0), |(p, b), x| (p + x[0], b + x[1])))
-                .unwrap_or((0, 0))
-        };
-        let (fp, fb) = sum(compiler::codegen::counter_key(*direction, true));
-        let (dp, db) = sum(compiler::codegen::counter_key(*direction, false));
-        let counts = Counts {
-            forwarded_packets: fp,
-            forwarded_bytes: fb,
-            dropped_packets: dp,
-            dropped_bytes: db,
+        let Ok(counters) = crate::filters::sum_counters(&map) else {
+            continue;
         };
         match direction {
-            Direction::Ingress => out.ingress = counts,
-            Direction::Egress => out.egress = counts,
+            Direction::Ingress => out.ingress = counters.ingress,
+            Direction::Egress => out.egress = counters.egress,
         }
     }
     out

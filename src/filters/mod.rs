@@ -245,17 +245,8 @@ pub fn load(pins: &PinDir, req: &LoadRequest<'_>) -> Result<LoadReport, FilterEr
 /// dispatcher alive, but its jump table is emptied by the kernel once
 /// unpinned, so they drop every packet until it is detached.
 pub fn unload(pins: &PinDir, name: &FilterName) -> Result<(), FilterError> {
-    let paths = pins.pins(name);
     let _lock = pins.lock()?;
-    if !paths.program.exists() {
-        return Err(FilterError::NotFound {
-            name: name.clone(),
-            dir: pins.path().to_path_buf(),
-        });
-    }
-    if !paths.jump.exists() {
-        return Err(FilterError::NotPortwall(paths.program.clone()));
-    }
+    let paths = existing(pins, name)?;
     remove_pin(&paths.program)?;
     remove_pin(&paths.jump)?;
     remove_pin(&paths.counters)?;
@@ -264,16 +255,7 @@ pub fn unload(pins: &PinDir, name: &FilterName) -> Result<(), FilterError> {
 
 /// Reads a filter's description and counters from the kernel.
 pub fn info(pins: &PinDir, name: &FilterName) -> Result<FilterInfo, FilterError> {
-    let paths = pins.pins(name);
-    if !paths.program.exists() {
-        return Err(FilterError::NotFound {
-            name: name.clone(),
-            dir: pins.path().to_path_buf(),
-        });
-    }
-    if !paths.jump.exists() {
-        return Err(FilterError::NotPortwall(paths.program.clone()));
-    }
+    let paths = existing(pins, name)?;
     let dispatcher_id = ProgramInfo::from_pin(&paths.program)
         .map_err(|e| aya_error("BPF_OBJ_GET", name, e))?
         .id();
@@ -390,21 +372,27 @@ fn read_counters(path: &Path, name: &FilterName) -> Result<Counters, FilterError
     let map = Map::from_map_data(data).map_err(|e| aya_error("opening the counters", name, e))?;
     let counters: PerCpuArray<MapData, [u64; 2]> =
         PerCpuArray::try_from(map).map_err(|e| aya_error("opening the counters", name, e))?;
-    let sum = |key: u32| -> Result<(u64, u64), FilterError> {
-        let values = counters
-            .get(&key, 0)
-            .map_err(|e| aya_error("reading the counters", name, e))?;
+    sum_counters(&counters).map_err(|e| aya_error("reading the counters", name, e))
+}
+
+/// Adds up a counters map (see `codegen::counter_key` for its layout)
+/// over every CPU.
+pub fn sum_counters<T: std::borrow::Borrow<MapData>>(
+    map: &PerCpuArray<T, [u64; 2]>,
+) -> Result<Counters, aya::maps::MapError> {
+    let sum = |key: u32| -> Result<(u64, u64), aya::maps::MapError> {
+        let values = map.get(&key, 0)?;
         Ok(values.iter().fold((0, 0), |(p, b), v| (p + v[0], b + v[1])))
     };
     let mut out = Counters::default();
     for direction in Direction::ALL {
-        let (fp, fb) = sum(counter_key(direction, true))?;
-        let (dp, db) = sum(counter_key(direction, false))?;
+        let (forwarded_packets, forwarded_bytes) = sum(counter_key(direction, true))?;
+        let (dropped_packets, dropped_bytes) = sum(counter_key(direction, false))?;
         let counts = Counts {
-            forwarded_packets: fp,
-            forwarded_bytes: fb,
-            dropped_packets: dp,
-            dropped_bytes: db,
+            forwarded_packets,
+            forwarded_bytes,
+            dropped_packets,
+            dropped_bytes,
         };
         match direction {
             Direction::Ingress => out.ingress = counts,
@@ -412,6 +400,22 @@ fn read_counters(path: &Path, name: &FilterName) -> Result<Counters, FilterError
         }
     }
     Ok(out)
+}
+
+/// The pins of a loaded portwall filter; an error if there is none of
+/// that name, or if the pin is someone else's program.
+fn existing(pins: &PinDir, name: &FilterName) -> Result<FilterPins, FilterError> {
+    let paths = pins.pins(name);
+    if !paths.program.exists() {
+        return Err(FilterError::NotFound {
+            name: name.clone(),
+            dir: pins.path().to_path_buf(),
+        });
+    }
+    if !paths.jump.exists() {
+        return Err(FilterError::NotPortwall(paths.program.clone()));
+    }
+    Ok(paths)
 }
 
 fn remove_pin(path: &Path) -> Result<(), FilterError> {

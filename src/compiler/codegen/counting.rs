@@ -77,33 +77,24 @@ pub(super) fn tails(g: &mut Gen, counting: &Counting) {
         });
     }
     let len = regs::KIND;
-    load(g, Width::U64, Reg::R1, Reg::R10, CTX_CELL);
-    load(g, Width::U32, len, Reg::R1, SKB_LEN);
+    g.load(Width::U64, Reg::R1, Reg::R10, CTX_CELL);
+    g.load(Width::U32, len, Reg::R1, SKB_LEN);
     g.mov(Reg::R2, verdict);
     match counting.direction {
         Some(direction) => {
             let base = counter_key(direction, false) as i32;
             if base != 0 {
-                alu(g, AluOp::Add, Reg::R2, base);
+                g.alu(AluOp::Add, Reg::R2, base);
             }
         }
         None => {
             // Received packets have an ingress interface; packets the
             // cgroup's sockets send have none yet.
             let egress = g.label("egress");
-            load(g, Width::U32, Reg::R3, Reg::R1, SKB_INGRESS_IFINDEX);
-            g.push(Insn::Jump {
-                cond: Cond::Eq,
-                dst: Reg::R3,
-                src: 0.into(),
-                target: egress,
-            });
-            alu(
-                g,
-                AluOp::Add,
-                Reg::R2,
-                counter_key(Direction::Ingress, false) as i32,
-            );
+            g.load(Width::U32, Reg::R3, Reg::R1, SKB_INGRESS_IFINDEX);
+            g.jump(Cond::Eq, Reg::R3, 0, egress);
+            let ingress = counter_key(Direction::Ingress, false) as i32;
+            g.alu(AluOp::Add, Reg::R2, ingress);
             g.bind(egress);
         }
     }
@@ -118,20 +109,15 @@ pub(super) fn tails(g: &mut Gen, counting: &Counting) {
         map: counting.counters,
     });
     g.mov(Reg::R2, Reg::R10);
-    alu(g, AluOp::Add, Reg::R2, i32::from(KEY_CELL));
+    g.alu(AluOp::Add, Reg::R2, i32::from(KEY_CELL));
     g.push(Insn::Call(HELPER_MAP_LOOKUP_ELEM));
     let out = g.label("counted");
-    g.push(Insn::Jump {
-        cond: Cond::Eq,
-        dst: Reg::R0,
-        src: 0.into(),
-        target: out,
-    });
+    g.jump(Cond::Eq, Reg::R0, 0, out);
     for (offset, amount) in [(0, None), (8, Some(len))] {
-        load(g, Width::U64, Reg::R1, Reg::R0, offset);
+        g.load(Width::U64, Reg::R1, Reg::R0, offset);
         match amount {
-            None => alu(g, AluOp::Add, Reg::R1, 1),
-            Some(r) => alu(g, AluOp::Add, Reg::R1, r),
+            None => g.alu(AluOp::Add, Reg::R1, 1),
+            Some(r) => g.alu(AluOp::Add, Reg::R1, r),
         }
         g.push(Insn::Store {
             width: Width::U64,
@@ -143,21 +129,4 @@ pub(super) fn tails(g: &mut Gen, counting: &Counting) {
     g.bind(out);
     g.mov(Reg::R0, verdict);
     g.push(Insn::Exit);
-}
-
-fn load(g: &mut Gen, width: Width, dst: Reg, base: Reg, off: i16) {
-    g.push(Insn::Load {
-        width,
-        dst,
-        base,
-        off,
-    });
-}
-
-fn alu(g: &mut Gen, op: AluOp, dst: Reg, src: impl Into<crate::compiler::asm::Operand>) {
-    g.push(Insn::Alu64 {
-        op,
-        dst,
-        src: src.into(),
-    });
 }

@@ -29,13 +29,13 @@ pub(super) fn emit(g: &mut Gen, need: Need, used: &[Var]) {
     let uses = |v: Var| used.contains(&v);
     let needs_protocol = need > Need::Nothing || uses(Var::Ip) || uses(Var::Ipv6);
     if needs_protocol {
-        load(g, Width::U32, regs::PROTOCOL, CTX, skb::PROTOCOL);
+        g.load(Width::U32, regs::PROTOCOL, CTX, skb::PROTOCOL);
     }
     if need == Need::Nothing {
         return;
     }
-    load(g, Width::U32, DATA, CTX, skb::DATA);
-    load(g, Width::U32, DATA_END, CTX, skb::DATA_END);
+    g.load(Width::U32, DATA, CTX, skb::DATA);
+    g.load(Width::U32, DATA_END, CTX, skb::DATA_END);
     // Variables of headers a packet turns out not to have read as 0.
     g.mov(regs::KIND, 0);
     if uses(Var::DstPort) {
@@ -87,17 +87,17 @@ pub(super) fn emit(g: &mut Gen, need: Need, used: &[Var]) {
 fn ipv4_header(g: &mut Gen, no_transport: Label) {
     let drop = g.drop;
     check_bounds(g, DATA, 20);
-    load(g, Width::U8, OFFSET, DATA, 0);
-    alu(g, AluOp::And, OFFSET, 0x0f);
-    alu(g, AluOp::Lsh, OFFSET, 2);
-    jump(g, Cond::Lt, OFFSET, 20, drop);
+    g.load(Width::U8, OFFSET, DATA, 0);
+    g.alu(AluOp::And, OFFSET, 0x0f);
+    g.alu(AluOp::Lsh, OFFSET, 2);
+    g.jump(Cond::Lt, OFFSET, 20, drop);
     pointer_at(g, OFFSET);
-    jump(g, Cond::Gt, HEADER, DATA_END, drop);
-    load(g, Width::U8, regs::KIND, DATA, 9);
+    g.jump(Cond::Gt, HEADER, DATA_END, drop);
+    g.load(Width::U8, regs::KIND, DATA, 9);
     // Flags and fragment offset, loaded as a host-order (little-endian)
     // u16: the 13 offset bits are 0xff1f there.
-    load(g, Width::U16, SCRATCH, DATA, 6);
-    jump(g, Cond::Set, SCRATCH, 0xff1f, no_transport);
+    g.load(Width::U16, SCRATCH, DATA, 6);
+    g.jump(Cond::Set, SCRATCH, 0xff1f, no_transport);
 }
 
 /// IPv6: a 40-byte fixed header, then up to `MAX_IPV6_EXT_HEADERS`
@@ -108,7 +108,7 @@ fn ipv6_header(g: &mut Gen, normalize_icmp: bool, transport: Label, no_transport
     let drop = g.drop;
     let done = g.label("ipv6_done");
     check_bounds(g, DATA, 40);
-    load(g, Width::U8, regs::KIND, DATA, 6);
+    g.load(Width::U8, regs::KIND, DATA, 6);
     g.mov(OFFSET, 40);
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         let generic = g.label("ext");
@@ -119,32 +119,32 @@ fn ipv6_header(g: &mut Gen, normalize_icmp: bool, transport: Label, no_transport
 
         g.bind(ah);
         fixed_part(g);
-        load(g, Width::U8, SCRATCH, HEADER, 1);
-        alu(g, AluOp::Add, SCRATCH, 2);
-        alu(g, AluOp::Lsh, SCRATCH, 2);
+        g.load(Width::U8, SCRATCH, HEADER, 1);
+        g.alu(AluOp::Add, SCRATCH, 2);
+        g.alu(AluOp::Lsh, SCRATCH, 2);
         g.push(Insn::Goto(advance));
 
         g.bind(fragment);
         fixed_part(g);
         // The 13-bit fragment offset is bits 15..3 of bytes 2-3, that is
         // 0xf8ff of the host-order (little-endian) u16.
-        load(g, Width::U16, SCRATCH, HEADER, 2);
-        jump(g, Cond::Set, SCRATCH, 0xf8ff_u16 as i32, no_transport);
+        g.load(Width::U16, SCRATCH, HEADER, 2);
+        g.jump(Cond::Set, SCRATCH, 0xf8ff_u16 as i32, no_transport);
         g.mov(SCRATCH, 8);
         g.push(Insn::Goto(advance));
 
         g.bind(generic);
         fixed_part(g);
-        load(g, Width::U8, SCRATCH, HEADER, 1);
-        alu(g, AluOp::Add, SCRATCH, 1);
-        alu(g, AluOp::Lsh, SCRATCH, 3);
+        g.load(Width::U8, SCRATCH, HEADER, 1);
+        g.alu(AluOp::Add, SCRATCH, 1);
+        g.alu(AluOp::Lsh, SCRATCH, 3);
 
         g.bind(advance);
-        load(g, Width::U8, regs::KIND, HEADER, 0);
-        alu(g, AluOp::Add, OFFSET, SCRATCH);
+        g.load(Width::U8, regs::KIND, HEADER, 0);
+        g.alu(AluOp::Add, OFFSET, SCRATCH);
         // The whole extension header must be inside the packet.
         pointer_at(g, OFFSET);
-        jump(g, Cond::Gt, HEADER, DATA_END, drop);
+        g.jump(Cond::Gt, HEADER, DATA_END, drop);
     }
     // A chain still going after the limit is malformed.
     dispatch_extension(g, drop, drop, drop, done);
@@ -164,7 +164,7 @@ fn ipv6_header(g: &mut Gen, normalize_icmp: bool, transport: Label, no_transport
         g.push(Insn::Goto(transport));
         g.bind(not_icmpv6);
         // ICMP for IPv4 (protocol 1) inside IPv6 is not `icmp`.
-        jump(g, Cond::Ne, regs::KIND, i32::from(proto::ICMP), transport);
+        g.jump(Cond::Ne, regs::KIND, i32::from(proto::ICMP), transport);
         g.mov(regs::KIND, 0);
     }
 }
@@ -181,9 +181,9 @@ fn dispatch_extension(g: &mut Gen, generic: Label, fragment: Label, ah: Label, d
         i32::from(proto::HOP_BY_HOP),
         generic,
     );
-    jump(g, Cond::Lt, regs::KIND, i32::from(proto::ROUTING), done);
-    jump(g, Cond::Gt, regs::KIND, i32::from(proto::DEST_OPTS), done);
-    jump(g, Cond::Eq, regs::KIND, i32::from(proto::ROUTING), generic);
+    g.jump(Cond::Lt, regs::KIND, i32::from(proto::ROUTING), done);
+    g.jump(Cond::Gt, regs::KIND, i32::from(proto::DEST_OPTS), done);
+    g.jump(Cond::Eq, regs::KIND, i32::from(proto::ROUTING), generic);
     jump(
         g,
         Cond::Eq,
@@ -198,7 +198,7 @@ fn dispatch_extension(g: &mut Gen, generic: Label, fragment: Label, ah: Label, d
         i32::from(proto::FRAGMENT),
         fragment,
     );
-    jump(g, Cond::Eq, regs::KIND, i32::from(proto::AH), ah);
+    g.jump(Cond::Eq, regs::KIND, i32::from(proto::AH), ah);
     g.push(Insn::Goto(done));
 }
 
@@ -214,22 +214,22 @@ fn ports(g: &mut Gen, dst: bool, src: bool) {
     let parsed_ports = g.label("read_ports");
     let tcp = g.label("tcp");
     let skip = g.label("no_ports");
-    jump(g, Cond::Eq, regs::KIND, i32::from(proto::TCP), tcp);
-    jump(g, Cond::Ne, regs::KIND, i32::from(proto::UDP), skip);
+    g.jump(Cond::Eq, regs::KIND, i32::from(proto::TCP), tcp);
+    g.jump(Cond::Ne, regs::KIND, i32::from(proto::UDP), skip);
     check_bounds(g, HEADER, 8);
     g.push(Insn::Goto(parsed_ports));
     g.bind(tcp);
     check_bounds(g, HEADER, 20);
     g.bind(parsed_ports);
     if dst {
-        load(g, Width::U16, regs::DST_PORT, HEADER, 2);
+        g.load(Width::U16, regs::DST_PORT, HEADER, 2);
         g.push(Insn::ToBe {
             dst: regs::DST_PORT,
             bits: 16,
         });
     }
     if src {
-        load(g, Width::U16, regs::SRC_PORT, HEADER, 0);
+        g.load(Width::U16, regs::SRC_PORT, HEADER, 0);
         g.push(Insn::ToBe {
             dst: regs::SRC_PORT,
             bits: 16,
@@ -241,32 +241,15 @@ fn ports(g: &mut Gen, dst: bool, src: bool) {
 /// HEADER = data + offset.
 fn pointer_at(g: &mut Gen, offset: Reg) {
     g.mov(HEADER, DATA);
-    alu(g, AluOp::Add, HEADER, offset);
+    g.alu(AluOp::Add, HEADER, offset);
 }
 
 /// Drops the packet unless `len` bytes from `ptr` are inside it.
 fn check_bounds(g: &mut Gen, ptr: Reg, len: i32) {
     let drop = g.drop;
     g.mov(SCRATCH, ptr);
-    alu(g, AluOp::Add, SCRATCH, len);
-    jump(g, Cond::Gt, SCRATCH, DATA_END, drop);
-}
-
-fn load(g: &mut Gen, width: Width, dst: Reg, base: Reg, off: i16) {
-    g.push(Insn::Load {
-        width,
-        dst,
-        base,
-        off,
-    });
-}
-
-fn alu(g: &mut Gen, op: AluOp, dst: Reg, src: impl Into<crate::compiler::asm::Operand>) {
-    g.push(Insn::Alu64 {
-        op,
-        dst,
-        src: src.into(),
-    });
+    g.alu(AluOp::Add, SCRATCH, len);
+    g.jump(Cond::Gt, SCRATCH, DATA_END, drop);
 }
 
 fn jump(

@@ -22,7 +22,7 @@ mod headers;
 pub use counting::{COUNTER_SLOTS, Counting, counter_key};
 pub use dispatcher::dispatcher;
 
-use super::asm::{Asm, AsmError, Insn, Label, Operand, Program, Reg};
+use super::asm::{AluOp, Asm, AsmError, Cond, Insn, Label, Operand, Program, Reg, Width};
 use crate::lang::fold::fold;
 use crate::lang::ir::{Filter, Var};
 use std::collections::HashSet;
@@ -129,6 +129,32 @@ impl Gen {
             op: super::asm::AluOp::Mov,
             dst,
             src: src.into(),
+        });
+    }
+
+    pub fn load(&mut self, width: Width, dst: Reg, base: Reg, off: i16) {
+        self.push(Insn::Load {
+            width,
+            dst,
+            base,
+            off,
+        });
+    }
+
+    pub fn alu(&mut self, op: AluOp, dst: Reg, src: impl Into<Operand>) {
+        self.push(Insn::Alu64 {
+            op,
+            dst,
+            src: src.into(),
+        });
+    }
+
+    pub fn jump(&mut self, cond: Cond, dst: Reg, src: impl Into<Operand>, target: Label) {
+        self.push(Insn::Jump {
+            cond,
+            dst,
+            src: src.into(),
+            target,
         });
     }
 
