@@ -259,3 +259,41 @@ fn compile_writes_an_object_bpftool_loads() {
     assert_eq!(v["name"], "portwall");
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn unprivileged_users_are_told_what_to_do() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        println!("unprivileged_users_are_told_what_to_do: skipped: needs root to become nobody");
+        return;
+    }
+    let as_nobody = |args: &[&str]| {
+        // std drops the supplementary groups when it changes the uid.
+        Command::new(env!("CARGO_BIN_EXE_portwall"))
+            .args(args)
+            .uid(65534)
+            .gid(65534)
+            .current_dir("/")
+            .output()
+            .unwrap()
+    };
+    let o = as_nobody(&["test", "--samples", "--kernel"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("needs root, or the CAP_BPF"),
+        "{}",
+        stderr(&o)
+    );
+    let o = as_nobody(&["run", "--", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("run portwall with sudo"),
+        "{}",
+        stderr(&o)
+    );
+    let o = as_nobody(&["load", "x", "tcp", "--bpffs", "/sys/fs/bpf"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("as root") || err.contains("sudo"), "{err}");
+}

@@ -93,12 +93,30 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     })
 }
 
+/// The error and its causes, joined with ": ", leaving out a cause whose
+/// text its parent already quotes (many errors here name their io::Error
+/// in their message and also expose it as the source).
+fn chain(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 fn report(err: &anyhow::Error, verbose: bool) {
     if let Some(filter) = err.downcast_ref::<input::FilterError>() {
         eprintln!("{filter}");
         return;
     }
-    eprintln!("portwall: error: {err:#}");
+    eprintln!("portwall: error: {}", chain(err));
     if verbose {
         let log = err.chain().find_map(|cause| {
             cause

@@ -14,11 +14,11 @@ pub enum FilterError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot {action} {path}: {source}")]
+    #[error("cannot {action} {path}: {error}{}", access_hint(error))]
     Io {
         action: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "a filter named `{0}` is already loaded; add --replace to change it live, or unload it first"
@@ -59,11 +59,20 @@ pub enum FilterError {
 }
 
 impl FilterError {
-    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> FilterError {
+    pub fn io(action: &'static str, path: &Path, error: std::io::Error) -> FilterError {
         FilterError::Io {
             action,
             path: path.to_path_buf(),
-            source,
+            error,
         }
+    }
+}
+
+fn access_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            " (filters live in bpffs, which only root may change: run portwall as root)"
+        }
+        _ => "",
     }
 }

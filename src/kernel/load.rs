@@ -78,9 +78,7 @@ pub fn load_with_pins(
     for (map, path) in map_pins {
         loader.map_pin_path(map, *path);
     }
-    let mut ebpf = loader
-        .load(aligned.bytes())
-        .map_err(|err| KernelError::Object(Box::new(err)))?;
+    let mut ebpf = loader.load(aligned.bytes()).map_err(object_error)?;
     let cgroup = cgroup_skb_mut(&mut ebpf, program_name)?;
     cgroup.load().map_err(|err| load_error(program_name, err))?;
     let fd = cgroup
@@ -104,6 +102,22 @@ pub fn load_with_pins(
         name: program_name.to_string(),
         fd,
     })
+}
+
+/// Map creation is the first privileged step of a load: an EPERM there
+/// means the same as one from the program load.
+fn object_error(err: aya::EbpfError) -> KernelError {
+    match err {
+        aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
+            if io_error.raw_os_error() == Some(libc::EPERM) =>
+        {
+            KernelError::PermissionDenied {
+                call: "BPF_MAP_CREATE",
+                io_error,
+            }
+        }
+        err => KernelError::Object(Box::new(err)),
+    }
 }
 
 fn load_error(name: &str, err: ProgramError) -> KernelError {
