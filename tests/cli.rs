@@ -297,3 +297,31 @@ fn unprivileged_users_are_told_what_to_do() {
     let err = stderr(&o);
     assert!(err.contains("as root") || err.contains("sudo"), "{err}");
 }
+
+#[test]
+fn kernel_test_reports_packets_it_cannot_run() {
+    if !common::kernel::available("kernel_test_reports_packets_it_cannot_run") {
+        return;
+    }
+    let short = packets::truncate(packets::ipv4_tcp(packets::SRC4, packets::DST4, 1, 80), 12);
+    let good = packets::ipv4_tcp(packets::SRC4, packets::DST4, 1, 80);
+    let o = portwall(&[
+        "test",
+        "tcp",
+        "--kernel",
+        "--hex",
+        &hex(&short),
+        "--hex",
+        &hex(&good),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "an unrunnable packet makes the run fail"
+    );
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("1 error"), "{out}");
+    assert!(lines[0].contains("needs at least 20 bytes"), "{out}");
+    assert!(lines[1].starts_with("2 forward"), "{out}");
+}

@@ -519,3 +519,43 @@ fn run_cleans_up_on_sigterm() {
     assert!(!dir.exists(), "{} was left behind", dir.display());
     let _ = std::fs::remove_file(&ready);
 }
+
+#[test]
+fn unloading_an_attached_filter_warns_and_fails_closed() {
+    if !privileged("unloading_an_attached_filter_warns_and_fails_closed") {
+        return;
+    }
+    let rx = Receiver::bind().unwrap();
+    let a = rx.addrs().unwrap();
+    let cg = test_cgroup("unload");
+    let holder = traffic::spawn_holder(cg.path()).unwrap();
+    let filter = Filter::load("unload", "udp");
+    // Attach by the pid of a process in the cgroup.
+    ok(portwall(&[
+        "attach",
+        &filter.name,
+        "--pid",
+        &holder.pid().to_string(),
+        "--egress",
+    ]));
+    let report = traffic::run_sender(cg.path(), &[udp(a.udp_v4, 1)]).unwrap();
+    assert_eq!(report[0], Outcome::udp_sent(1));
+    let dispatcher = filter.show()["dispatcher_id"].as_u64().unwrap();
+
+    let o = portwall(&["unload", &filter.name]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("still attached"), "{err}");
+    assert!(err.contains(cg.path().to_str().unwrap()), "{err}");
+    // The kernel emptied the unpinned jump table: everything is dropped.
+    let report = traffic::run_sender(cg.path(), &[udp(a.udp_v4, 1)]).unwrap();
+    assert_eq!(report[0], Outcome::udp_eperm(1));
+    // Detach by id, as the warning says, and traffic flows again.
+    let prog = portwall::kernel::attach::prog_fd_from_id(dispatcher as u32).unwrap();
+    use std::os::fd::AsFd;
+    portwall::kernel::attach::detach(prog.as_fd(), cg.path(), portwall::kernel::Direction::Egress)
+        .unwrap();
+    let report = traffic::run_sender(cg.path(), &[udp(a.udp_v4, 1)]).unwrap();
+    assert_eq!(report[0], Outcome::udp_sent(1));
+    drop(holder);
+}
