@@ -34,18 +34,31 @@ enum Prog {
 }
 
 impl Prog {
-    /// Wall-clock ns per run: the kernel's own figure is a truncated
-    /// integer, too coarse for differences of a nanosecond or two; the
-    /// syscall's fixed cost is negligible over `repeat` runs.
+    /// This thread's CPU time per run. The kernel's own figure is a
+    /// truncated integer, too coarse for differences of a nanosecond or
+    /// two, and wall-clock time counts whatever else the shared machine
+    /// runs meanwhile; the test-run loop runs in this thread's system call,
+    /// so its CPU time is the loop's. The syscall's fixed cost is negligible
+    /// over `repeat` runs.
     fn ns_per_run(&self, frame: &[u8], repeat: u32) -> f64 {
-        let start = Instant::now();
+        let start = thread_cpu_ns();
         match self {
             Prog::Loaded(l) => kernel::test_run(l, frame, repeat),
             Prog::Pinned(p) => kernel::test_run_pinned(p, frame, repeat),
         }
         .expect("test run");
-        start.elapsed().as_nanos() as f64 / f64::from(repeat)
+        (thread_cpu_ns() - start) as f64 / f64::from(repeat)
     }
+}
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
