@@ -9,6 +9,8 @@
 //! - [`eval`]: the reference evaluator, written from the specification.
 //! - [`compiler`]: filter to eBPF instructions, and the ELF object writer.
 //! - [`kernel`]: the thin layer over aya that loads and test-runs programs.
+//! - [`systemd`]: the loader unit, filter configs, drop-ins and
+//!   `protect`/`unprotect` for systemd services.
 //! - [`cli`]: the `portwall` command line.
 
 pub mod cli;
@@ -18,3 +20,4 @@ pub mod filters;
 pub mod kernel;
 pub mod lang;
 pub mod packet;
+pub mod systemd;

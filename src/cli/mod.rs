@@ -7,6 +7,7 @@ pub mod check;
 pub mod compile;
 pub mod input;
 pub mod lifecycle;
+pub mod systemd;
 pub mod test;
 
 use clap::{Parser, Subcommand};
@@ -53,6 +54,10 @@ pub enum Command {
     List(lifecycle::ListArgs),
     Show(lifecycle::ShowArgs),
     Stats(lifecycle::StatsArgs),
+    // systemd integration (src/cli/systemd.rs)
+    Protect(systemd::ProtectArgs),
+    Unprotect(systemd::UnprotectArgs),
+    Apply(systemd::ApplyArgs),
 }
 
 /// Runs the command line and returns the process exit status: 0 on
@@ -80,6 +85,10 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         Command::List(args) => lifecycle::list(&cli.global, args).map(|()| true),
         Command::Show(args) => lifecycle::show(&cli.global, args).map(|()| true),
         Command::Stats(args) => lifecycle::stats(&cli.global, args).map(|()| true),
+        // systemd integration
+        Command::Protect(args) => systemd::protect(&cli.global, args).map(|()| true),
+        Command::Unprotect(args) => systemd::unprotect(&cli.global, args).map(|()| true),
+        Command::Apply(args) => systemd::apply(&cli.global, args).map(|()| true),
     }
 }
 

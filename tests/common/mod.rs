@@ -5,3 +5,4 @@
 pub mod generate;
 pub mod kernel;
 pub mod packets;
+pub mod systemd;
