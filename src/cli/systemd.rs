@@ -4,6 +4,7 @@
 //! filter names, systemd's presence) before they change anything, then
 //! apply a plan made by [`crate::systemd::protect`]. `apply` is what the
 //! loader unit `portwall@NAME.service` runs.
+#![warn(missing_docs)]
 
 use super::Global;
 use super::input::{FilterError, FilterSource};
@@ -102,6 +103,8 @@ pub struct ApplyArgs {
     pub dry_run: bool,
 }
 
+/// Runs `portwall protect`: validates, plans, then applies the plan (or
+/// prints it), and says whether the unit runs with its filters now.
 pub fn protect(global: &Global, args: &ProtectArgs) -> Result<()> {
     let layout = Layout::system();
     check_bpffs(global, &layout)?;
@@ -184,6 +187,7 @@ pub fn protect(global: &Global, args: &ProtectArgs) -> Result<()> {
     Ok(())
 }
 
+/// Runs `portwall unprotect`: undoes what `protect` added to the unit.
 pub fn unprotect(global: &Global, args: &UnprotectArgs) -> Result<()> {
     let layout = Layout::system();
     check_bpffs(global, &layout)?;
@@ -213,6 +217,8 @@ pub fn unprotect(global: &Global, args: &UnprotectArgs) -> Result<()> {
     Ok(())
 }
 
+/// Runs `portwall apply`: loads a filter from its config, or replaces it
+/// live when loaded.
 pub fn apply(global: &Global, args: &ApplyArgs) -> Result<()> {
     let path = args
         .config

@@ -40,6 +40,7 @@ pub struct FilterConfig {
 /// A config file, parsed and its filter checked.
 #[derive(Clone, Debug)]
 pub struct ConfigFile {
+    /// The settings as written.
     pub config: FilterConfig,
     /// The expression's syntax tree (for its canonical form).
     pub ast: Expr,
@@ -47,8 +48,10 @@ pub struct ConfigFile {
     pub filter: Filter,
 }
 
-/// A config that cannot be read or is wrong.
+/// A config that cannot be read or is wrong. The messages name the file
+/// (and line) and say what to do.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)]
 pub enum ConfigError {
     #[error("cannot read the filter config {path}: {source}; {hint}")]
     Read {

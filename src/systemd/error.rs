@@ -4,8 +4,11 @@ use super::config::ConfigError;
 use crate::filters::FilterName;
 use std::path::PathBuf;
 
-/// Something the systemd integration could not do.
+/// Something the systemd integration could not do. Each message says
+/// what went wrong and what to do; the variants are told apart by tests
+/// and callers that react (e.g. a dry run without systemd).
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)]
 pub enum SystemdError {
     #[error(
         "systemd is not running on this machine (no /run/systemd/system); \

@@ -17,10 +17,11 @@
 //! - One filter has one direction, so a unit filtered both ways uses two
 //!   filters, `BASE-ingress` and `BASE-egress` ([`protect`]).
 //!
-//! Each module has one job: [`unit`] (unit names), [`config`] (the config
+//! Each module has one job: [`unit`](mod@unit) (unit names), [`config`] (the config
 //! format), [`units`] (unit-file text, pure), [`systemctl`] (running
 //! systemd's tools), [`cgroup`] (unit to cgroup), [`protect`] (what
 //! `protect`/`unprotect` change, planned purely, then applied).
+#![warn(missing_docs)]
 
 pub mod cgroup;
 pub mod config;

@@ -36,7 +36,9 @@ use std::path::{Path, PathBuf};
 /// One filter `protect` sets up.
 #[derive(Clone, Debug)]
 pub struct FilterSpec {
+    /// The filter's name (`BASE-ingress`, `BASE-egress`).
     pub name: FilterName,
+    /// Its config; the direction is always set.
     pub config: FilterConfig,
 }
 
@@ -51,6 +53,7 @@ impl FilterSpec {
 /// What `protect` is asked to do.
 #[derive(Clone, Debug)]
 pub struct ProtectRequest {
+    /// The unit to protect.
     pub unit: UnitName,
     /// The unit's filters from now on (its earlier ones not listed here
     /// are retired).
@@ -68,7 +71,12 @@ pub enum Template {
     /// None is installed.
     Missing,
     /// One `protect` installed, with its text.
-    AutoInstalled { path: PathBuf, text: String },
+    AutoInstalled {
+        /// Where it is.
+        path: PathBuf,
+        /// Its text, to tell whether it runs the current binary.
+        text: String,
+    },
     /// One installed by a package or by hand: used as it is.
     Installed(PathBuf),
 }
@@ -76,7 +84,9 @@ pub enum Template {
 /// A protected unit's drop-in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DropIn {
+    /// The file as it is.
     pub text: String,
+    /// The filters it gives the unit.
     pub filters: UnitFilters,
 }
 
@@ -94,6 +104,7 @@ pub struct State {
     pub users: BTreeMap<FilterName, Vec<String>>,
     /// Loader instances that are active.
     pub active_loaders: BTreeSet<FilterName>,
+    /// The installed loader template, if any.
     pub template: Template,
 }
 
@@ -210,11 +221,14 @@ fn read_template(layout: &Layout) -> Result<Template, SystemdError> {
 /// One change to the system.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Write a file (creating its directory).
+    /// Write `text` to the file `path` (creating its directory).
+    #[allow(missing_docs)]
     Write { path: PathBuf, text: String },
-    /// Remove a file.
+    /// Remove the file `path`.
+    #[allow(missing_docs)]
     Remove { path: PathBuf },
-    /// Remove a directory if it is empty.
+    /// Remove the directory `path` if it is empty.
+    #[allow(missing_docs)]
     RemoveDirIfEmpty { path: PathBuf },
     /// `systemctl daemon-reload`.
     DaemonReload,
@@ -232,7 +246,10 @@ pub enum Step {
 /// beyond them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
+    /// The changes, in the order they are made.
     pub steps: Vec<Step>,
+    /// What the user should know: filters kept for other units, rules
+    /// that change for other units too.
     pub notes: Vec<String>,
 }
 
@@ -260,10 +277,12 @@ pub fn plan_protect(
         .map(|f| (f.direction(), f.name.clone()))
         .collect();
 
+    let old = state.drop_ins.get(&req.unit);
     let mut configs = Vec::new();
     for f in &req.filters {
         let others = other_units(state, &req.unit, &f.name);
-        if !others.is_empty() && !req.shared {
+        let ours = old.is_some_and(|d| d.filters.iter().any(|(_, n)| *n == f.name));
+        if !others.is_empty() && !req.shared && !ours {
             return Err(SystemdError::NameInUse {
                 filter: f.name.clone(),
                 users: others.join(", "),
@@ -314,7 +333,6 @@ pub fn plan_protect(
     }
 
     let text = units::drop_in(layout, &req.unit, &new);
-    let old = state.drop_ins.get(&req.unit);
     if old.map(|d| &d.text) != Some(&text) {
         plan.steps.push(Step::Write {
             path: layout.drop_in_path(&req.unit),
@@ -920,6 +938,26 @@ mod tests {
         assert!(state.configs.is_empty() && state.drop_ins.is_empty());
         assert_eq!(state.template, Template::Missing);
         assert!(state.pinned.is_empty() && state.active_loaders.is_empty());
+    }
+
+    #[test]
+    fn a_unit_keeps_updating_its_own_filter_when_others_use_it_too() {
+        let layout = Layout::system();
+        let a = request("a", vec![spec("a-egress", Direction::Egress, "udp")], false);
+        let mut state = after(
+            &layout,
+            &empty(),
+            &plan_protect(&layout, &a, &empty()).unwrap(),
+        );
+        state
+            .users
+            .insert(name("a-egress"), vec!["run-u7.service".into()]);
+        let changed = request("a", vec![spec("a-egress", Direction::Egress, "tcp")], false);
+        let plan = plan_protect(&layout, &changed, &state).unwrap();
+        assert_eq!(
+            plan.notes,
+            ["filter `a-egress` is shared with run-u7.service: its new rule applies there too"]
+        );
     }
 
     #[test]

@@ -148,9 +148,10 @@ pub fn parse_records(out: &str) -> Vec<BTreeMap<String, String>> {
     records
 }
 
-/// Which loaded units systemd runs each portwall filter for, as systemd
-/// sees them (`IPIngressFilterPath=`/`IPEgressFilterPath=` of every loaded
-/// unit, transient ones included): filter name to unit names.
+/// Which units systemd runs each portwall filter for now: the
+/// `IPIngressFilterPath=`/`IPEgressFilterPath=` of every running unit,
+/// transient ones included (a stopped unit uses nothing, even if systemd
+/// still has it loaded). Filter name to unit names.
 pub fn filter_users(layout: &Layout) -> Result<BTreeMap<FilterName, Vec<String>>, SystemdError> {
     let out = run(
         &[
@@ -158,6 +159,8 @@ pub fn filter_users(layout: &Layout) -> Result<BTreeMap<FilterName, Vec<String>>
             "--no-pager",
             "-p",
             "Id",
+            "-p",
+            "ActiveState",
             "-p",
             "IPIngressFilterPath",
             "-p",
@@ -177,6 +180,13 @@ fn users_from_records(
     let mut users: BTreeMap<FilterName, Vec<String>> = BTreeMap::new();
     for record in records {
         let Some(id) = record.get("Id") else { continue };
+        let running = matches!(
+            record.get("ActiveState").map(String::as_str),
+            Some("active" | "activating" | "reloading" | "deactivating")
+        );
+        if !running {
+            continue;
+        }
         for key in ["IPIngressFilterPath", "IPEgressFilterPath"] {
             let Some(paths) = record.get(key) else {
                 continue;
@@ -218,12 +228,13 @@ mod tests {
 
     #[test]
     fn records_and_users() {
-        let out = "IPIngressFilterPath=\nIPEgressFilterPath=/sys/fs/bpf/portwall/f1\nId=t.service\n\n\
-                   Id=x.mount\nIPEgressFilterPath=\n\n\
-                   IPEgressFilterPath=/sys/fs/bpf/portwall/f1 /sys/fs/bpf/other\n\
-                   IPIngressFilterPath=/sys/fs/bpf/portwall/f2\nId=run-u1.service\n";
+        let out = "IPIngressFilterPath=\nIPEgressFilterPath=/sys/fs/bpf/portwall/f1\nId=t.service\nActiveState=active\n\n\
+                   Id=x.mount\nIPEgressFilterPath=\nActiveState=active\n\n\
+                   IPEgressFilterPath=/sys/fs/bpf/portwall/f1 /sys/fs/bpf/other\nActiveState=reloading\n\
+                   IPIngressFilterPath=/sys/fs/bpf/portwall/f2\nId=run-u1.service\n\n\
+                   Id=run-u2.service\nActiveState=inactive\nIPEgressFilterPath=/sys/fs/bpf/portwall/f3\n";
         let records = parse_records(out);
-        assert_eq!(records.len(), 3);
+        assert_eq!(records.len(), 4);
         assert_eq!(records[1]["Id"], "x.mount");
         let users = users_from_records(&Layout::system(), &records);
         let f1: FilterName = "f1".parse().unwrap();

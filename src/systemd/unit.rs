@@ -15,11 +15,17 @@ const UNIT_NAME_MAX: usize = 255;
 /// The kinds of unit that have a cgroup, hence IP filters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnitKind {
+    /// `.service`
     Service,
+    /// `.socket`
     Socket,
+    /// `.slice`: its filters apply to every unit in it.
     Slice,
+    /// `.scope`
     Scope,
+    /// `.mount`
     Mount,
+    /// `.swap`
     Swap,
 }
 

@@ -404,7 +404,9 @@ impl Systemd {
         if let Err(e) = std::fs::remove_dir_all(&self.work) {
             problems.push(format!("cannot remove {}: {e}", self.work.display()));
         }
-        eprintln!(
+        // Straight to stderr, past the test harness's capture.
+        let _ = writeln!(
+            std::io::stderr(),
             "{}: container booted in {:.2} s, torn down in {:.2} s",
             self.test,
             self.boot_time.as_secs_f64(),
