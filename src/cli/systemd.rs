@@ -21,18 +21,22 @@ use std::path::PathBuf;
 /// Firewall a systemd unit: load its filters and make systemd attach them.
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
-    portwall protect nginx.service --egress 'icmp || (udp && dst_port == 53) || (tcp && dst_port == 443)'\n  \
-    portwall protect api --ingress 'tcp && dst_port == 8080' --egress 'udp && dst_port == 53'\n  \
+    portwall protect myapp.service --egress 'icmp || (udp && dst_port == 53) || (tcp && dst_port == 443)'\n  \
+    portwall protect api --ingress '(tcp && dst_port == 8080) || (udp && src_port == 53)' \\\n      \
+    --egress '(udp && dst_port == 53) || (tcp && src_port == 8080)'\n  \
     portwall protect worker@1 --egress 'tcp && dst_port == 5432' --name workers   # shared by --name\n  \
-    portwall protect nginx --egress 'tcp' --dry-run                               # print, change nothing\n\n\
+    portwall protect myapp --egress 'tcp' --dry-run                               # print, change nothing\n\n\
     Each direction is one filter, BASE-ingress or BASE-egress (BASE is the unit name\n\
     without .service, or --name), configured in /etc/portwall/FILTER.conf, loaded by\n\
     portwall@FILTER.service and pinned at /sys/fs/bpf/portwall/FILTER. The unit gets a\n\
     drop-in, UNIT.d/90-portwall.conf: Requires= and After= on the loaders, and\n\
     IPIngressFilterPath=/IPEgressFilterPath= on the pins. systemd attaches the filters\n\
     when the unit starts and at daemon-reload, so a running unit is filtered at once:\n\
-    no restart is needed. Running protect again replaces the filters live; it sets\n\
-    exactly the directions given (a direction left out is removed).\n\
+    no restart is needed. Filters see single packets: an ingress filter also judges\n\
+    the replies to the unit's own connections, an egress one its servers' replies\n\
+    (hence `udp && src_port == 53` and `tcp && src_port == 8080` above).\n\
+    Running protect again replaces the filters live; it sets exactly the directions\n\
+    given (a direction left out is removed).\n\
     The loader template portwall@.service is installed in /etc/systemd/system if none\n\
     is installed, running this portwall binary.")]
 pub struct ProtectArgs {
