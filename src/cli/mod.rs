@@ -9,6 +9,7 @@ pub mod compile;
 pub mod input;
 pub mod lifecycle;
 pub mod run;
+pub mod systemd;
 pub mod test;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +59,9 @@ pub enum Command {
     Attach(attach::AttachArgs),
     Detach(attach::AttachArgs),
     Run(run::RunArgs),
+    Protect(systemd::ProtectArgs),
+    Unprotect(systemd::UnprotectArgs),
+    Apply(systemd::ApplyArgs),
 }
 
 /// Runs the command line and returns the process exit status: 0 on
@@ -90,6 +94,9 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Detach(args) => attach::detach(&cli.global, args).map(ok)?,
         // Exit statuses are one byte; 128 + signal fits.
         Command::Run(args) => run::run(args)?.clamp(0, 255) as u8,
+        Command::Protect(args) => systemd::protect(&cli.global, args).map(ok)?,
+        Command::Unprotect(args) => systemd::unprotect(&cli.global, args).map(ok)?,
+        Command::Apply(args) => systemd::apply(&cli.global, args).map(ok)?,
     })
 }
 

@@ -6,4 +6,5 @@ pub mod bpffs;
 pub mod generate;
 pub mod kernel;
 pub mod packets;
+pub mod systemd;
 pub mod traffic;
