@@ -1,11 +1,18 @@
 //! `portwall run`: a command in a cgroup of its own, with filters attached,
 //! torn down when it ends.
 //!
-//! The filters are attached with bpf_link (aya's default), not the legacy
-//! attach `portwall attach` uses: a link dies with the process that holds
-//! it, so even a SIGKILLed portwall leaves no filter behind. The command is
-//! moved into the cgroup before it execs, so every socket it creates is
-//! filtered from the start.
+//! Where systemd is the init system, the command runs in a transient scope
+//! (as `systemd-run --scope` would), so systemd accounts for it and owns
+//! its cgroup; the filters are pinned under temporary names and handed to
+//! systemd as `IPEgressFilterPath=`/`IPIngressFilterPath=` of the scope,
+//! which systemd attaches before the command starts.
+//!
+//! Elsewhere portwall makes the cgroup itself, and attaches the filters
+//! with bpf_link (aya's default) rather than the legacy attach `portwall
+//! attach` uses: a link dies with the process that holds it, so even a
+//! SIGKILLed portwall leaves no filter behind. The command is moved into
+//! the cgroup before it execs, so every socket it creates is filtered from
+//! the start.
 
 use crate::compiler;
 use crate::filters::Counters;
@@ -38,6 +45,86 @@ pub struct RunOutcome {
 /// Runs the command with the filters attached; blocks until it exits.
 /// SIGINT, SIGTERM and SIGHUP sent to portwall are passed on to it.
 pub fn run(spec: &RunSpec<'_>) -> Result<RunOutcome> {
+    if crate::systemd::systemctl::booted() {
+        run_in_scope(spec)
+    } else {
+        run_in_own_cgroup(spec)
+    }
+}
+
+/// Removes the temporary filters of a scope run, however it ends.
+struct TemporaryFilters {
+    pins: crate::filters::PinDir,
+    names: Vec<(Direction, crate::filters::FilterName)>,
+}
+
+impl Drop for TemporaryFilters {
+    fn drop(&mut self) {
+        for (_, name) in &self.names {
+            let _ = crate::filters::unload(&self.pins, name);
+        }
+    }
+}
+
+fn run_in_scope(spec: &RunSpec<'_>) -> Result<RunOutcome> {
+    use crate::filters::{self, FilterName, LoadRequest, PinDir};
+    let pins = PinDir::open(None, true)?;
+    let unit = format!("portwall-run-{}", std::process::id());
+    let mut temporary = TemporaryFilters {
+        pins: pins.clone(),
+        names: Vec::new(),
+    };
+    let mut command = Command::new("systemd-run");
+    command.args(["--scope", "--quiet", "--collect", "--unit", &unit]);
+    for (direction, filter) in &spec.filters {
+        let name: FilterName = format!("{unit}-{direction}")
+            .parse()
+            .map_err(anyhow::Error::msg)?;
+        let report = filters::load(
+            &pins,
+            &LoadRequest {
+                name: &name,
+                expression: "(portwall run)",
+                canonical: String::new(),
+                filter,
+                direction: Some(*direction),
+                replace: false,
+            },
+        )?;
+        temporary.names.push((*direction, name));
+        let property = match direction {
+            Direction::Ingress => "IPIngressFilterPath",
+            Direction::Egress => "IPEgressFilterPath",
+        };
+        command
+            .arg("-p")
+            .arg(format!("{property}={}", report.path.display()));
+    }
+    command.arg("--").args(spec.command);
+    let status = spawn_and_wait(command, "systemd-run")?;
+    // Whatever the command left running in its scope goes with it.
+    let _ = Command::new("systemctl")
+        .args(["stop", "--quiet", &format!("{unit}.scope")])
+        .stderr(std::process::Stdio::null())
+        .status();
+    let mut counters = Counters::default();
+    for (direction, name) in &temporary.names {
+        if let Ok(info) = filters::info(&pins, name) {
+            match direction {
+                Direction::Ingress => counters.ingress = info.counters.ingress,
+                Direction::Egress => counters.egress = info.counters.egress,
+            }
+        }
+    }
+    drop(temporary);
+    Ok(RunOutcome {
+        exit_code: exit_code(status),
+        counters,
+        cgroup: std::path::PathBuf::from(format!("{unit}.scope")),
+    })
+}
+
+fn run_in_own_cgroup(spec: &RunSpec<'_>) -> Result<RunOutcome> {
     let mut loaded: Vec<(Direction, LoadedFilter)> = Vec::new();
     for (direction, filter) in &spec.filters {
         let (_, elf) = compiler::managed_object(filter, Some(*direction), "pw_meta", 8)?;
@@ -75,27 +162,7 @@ pub fn run(spec: &RunSpec<'_>) -> Result<RunOutcome> {
     unsafe {
         command.pre_exec(move || join_cgroup(&procs));
     }
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ])
-    .context("cannot install signal handlers")?;
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
-    let pid = child.id() as libc::pid_t;
-    let handle = signals.handle();
-    let forwarder = std::thread::spawn(move || {
-        for signal in signals.forever() {
-            // SAFETY: kill(2) on the child we spawned; if it has exited
-            // and been reaped meanwhile, the handle is closed before that.
-            unsafe { libc::kill(pid, signal) };
-        }
-    });
-    let status = child.wait().context("cannot wait for the command")?;
-    handle.close();
-    let _ = forwarder.join();
+    let status = spawn_and_wait(command, &program.to_string_lossy())?;
 
     let counters = read_counters(&loaded);
     let cgroup = group.path().to_path_buf();
@@ -104,16 +171,48 @@ pub fn run(spec: &RunSpec<'_>) -> Result<RunOutcome> {
         .remove()
         .context("cannot remove the command's cgroup")?;
     drop(loaded);
-    let exit_code = match (status.code(), status.signal()) {
-        (Some(code), _) => code,
-        (None, Some(signal)) => 128 + signal,
-        (None, None) => 1,
-    };
     Ok(RunOutcome {
-        exit_code,
+        exit_code: exit_code(status),
         counters,
         cgroup,
     })
+}
+
+/// Starts the command and waits for it, passing SIGINT, SIGTERM and
+/// SIGHUP on to it meanwhile.
+fn spawn_and_wait(mut command: Command, what: &str) -> Result<std::process::ExitStatus> {
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .context("cannot install signal handlers")?;
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot run {what}"))?;
+    let pid = child.id() as libc::pid_t;
+    let handle = signals.handle();
+    let forwarder = std::thread::spawn(move || {
+        for signal in signals.forever() {
+            // SAFETY: kill(2) on the child we spawned; the handle is closed
+            // as soon as it has been reaped, before its pid can be reused.
+            unsafe { libc::kill(pid, signal) };
+        }
+    });
+    let status = child.wait().context("cannot wait for the command")?;
+    handle.close();
+    let _ = forwarder.join();
+    Ok(status)
+}
+
+/// The status to exit with: the command's, or 128 + the signal that
+/// killed it, as shells report it.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => 1,
+    }
 }
 
 fn join_cgroup(procs: &CString) -> std::io::Result<()> {

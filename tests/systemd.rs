@@ -915,3 +915,107 @@ fn unit_cgroup_explains_why_not() {
         assert!(err.to_string().contains("need systemd as PID 1"));
     }
 }
+
+#[test]
+fn run_uses_a_transient_scope_under_systemd() {
+    let test = "run_uses_a_transient_scope_under_systemd";
+    let _t = timed(test);
+    let Some(c) = Systemd::boot(test) else { return };
+    // The command reports its cgroup, tries a UDP send the filter forbids,
+    // and exits with a status of its own.
+    let script = "cat /proc/self/cgroup; \
+        python3 -c \"import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+try:\n    s.sendto(b'x',('127.0.0.1',7002)); print('sent')\nexcept PermissionError:\n    print('eperm')\"; \
+        exit 5";
+    let out = c.sh(&format!(
+        "portwall run --egress 'udp && dst_port == 7001' -- sh -c \"{}\"",
+        script.replace('"', "\\\"")
+    ));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(5), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.lines().any(|l| l.starts_with("0::/")
+            && l.contains("/portwall-run-")
+            && l.ends_with(".scope")),
+        "not in a transient scope: {stdout}"
+    );
+    assert!(
+        stdout.contains("eperm"),
+        "the filter did not apply: {stdout}"
+    );
+    assert!(
+        text(&out.stderr).contains("egress: 0 packets forwarded, 1 dropped"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Nothing stays: no pin, no scope.
+    let pins = c.ok("ls /sys/fs/bpf/portwall 2>/dev/null || true");
+    assert!(!pins.contains("portwall-run"), "{pins}");
+    let units = c.ok("systemctl list-units --all --no-legend 'portwall-run-*' || true");
+    assert!(units.trim().is_empty(), "{units}");
+}
+
+#[test]
+fn units_name_cgroups_and_filters_name_their_units() {
+    let test = "units_name_cgroups_and_filters_name_their_units";
+    let _t = timed(test);
+    let Some(c) = Systemd::boot(test) else { return };
+    c.ok("portwall load f 'udp'");
+    c.ok("systemd-run --quiet --unit sleeper sleep 300");
+    c.ok("systemd-run --quiet --unit user-of-f -p IPEgressFilterPath=/sys/fs/bpf/portwall/f sleep 300");
+
+    // --unit finds the unit's cgroup through systemd.
+    c.ok("portwall attach f --unit sleeper --egress");
+    let shown: serde_json::Value =
+        serde_json::from_str(&c.ok("portwall show --unit sleeper --json")).unwrap();
+    assert!(
+        shown["cgroup"]
+            .as_str()
+            .unwrap()
+            .ends_with("/system.slice/sleeper.service"),
+        "{shown}"
+    );
+    assert_eq!(shown["attached"][0]["filter"], "f", "{shown}");
+    assert_eq!(shown["attached"][0]["direction"], "egress", "{shown}");
+
+    // The filter names the units that use it, and shows both attachments.
+    let info: serde_json::Value = serde_json::from_str(&c.ok("portwall show f --json")).unwrap();
+    assert_eq!(
+        info["units"],
+        serde_json::json!(["user-of-f.service"]),
+        "{info}"
+    );
+    let cgroups: Vec<&str> = info["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["cgroup"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cgroups,
+        [
+            "/system.slice/sleeper.service",
+            "/system.slice/user-of-f.service"
+        ],
+        "{info}"
+    );
+    c.ok("portwall detach f --unit sleeper --egress");
+
+    // A unit that is not running has no cgroup to attach to (a stopped
+    // transient unit is forgotten at once, a unit file's stays known).
+    c.write(
+        "/etc/systemd/system/idle.service",
+        "[Service]\nExecStart=/bin/sleep 300\n",
+    );
+    c.ok("systemctl daemon-reload");
+    let err = c.fails("portwall attach f --unit idle --egress");
+    assert!(
+        err.contains("idle.service") && err.contains("not running"),
+        "{err}"
+    );
+    c.ok("systemctl stop sleeper.service");
+    let err = c.fails("portwall attach f --unit sleeper --egress");
+    assert!(err.contains("sleeper.service"), "{err}");
+    let err = c.fails("portwall show --unit no-such-unit");
+    assert!(err.contains("no-such-unit"), "{err}");
+}

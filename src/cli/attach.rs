@@ -4,7 +4,7 @@ use super::Global;
 use crate::filters::{self, FilterName, PinDir};
 use crate::kernel::{attach, cgroup};
 use crate::lang::ir::Direction;
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -13,7 +13,8 @@ use std::path::PathBuf;
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  \
     portwall attach web --cgroup system.slice/nginx.service --egress\n  \
-    portwall attach web --pid 1234 --ingress\n\n\
+    portwall attach web --pid 1234 --ingress\n  \
+    portwall attach web --unit nginx --egress\n\n\
     PATH is absolute or relative to the cgroup2 mount. The attachment coexists\n\
     with other programs on the cgroup, systemd's own among them (a packet\n\
     passes only if every program forwards it), and stays until 'portwall\n\
@@ -38,6 +39,10 @@ pub struct Target {
     /// The cgroup of this process.
     #[arg(long, value_name = "PID", group = "where")]
     pub pid: Option<u32>,
+
+    /// The cgroup of this running systemd unit (`nginx` means `nginx.service`).
+    #[arg(long, value_name = "UNIT", group = "where")]
+    pub unit: Option<String>,
 
     #[command(flatten)]
     pub direction: DirectionFlag,
@@ -67,12 +72,24 @@ impl DirectionFlag {
 
 impl Target {
     fn cgroup(&self) -> Result<PathBuf> {
-        Ok(match (&self.cgroup, self.pid) {
-            (Some(path), _) => cgroup::resolve(path)?,
-            (None, Some(pid)) => cgroup::of_pid(pid)?,
-            (None, None) => bail!("give --cgroup PATH or --pid PID"),
-        })
+        resolve_target(self.cgroup.as_deref(), self.pid, self.unit.as_deref())?
+            .ok_or_else(|| anyhow::anyhow!("give --cgroup PATH, --pid PID or --unit UNIT"))
     }
+}
+
+/// The cgroup named by whichever of `--cgroup`, `--pid` and `--unit` was
+/// given, if any.
+pub fn resolve_target(
+    path: Option<&std::path::Path>,
+    pid: Option<u32>,
+    unit: Option<&str>,
+) -> Result<Option<PathBuf>> {
+    Ok(match (path, pid, unit) {
+        (Some(path), _, _) => Some(cgroup::resolve(path)?),
+        (_, Some(pid), _) => Some(cgroup::of_pid(pid)?),
+        (_, _, Some(unit)) => Some(crate::systemd::unit_cgroup(unit)?),
+        _ => None,
+    })
 }
 
 fn prepare(

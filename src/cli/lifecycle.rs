@@ -56,11 +56,28 @@ pub struct ListArgs {
     pub json: bool,
 }
 
-/// Show one filter: expression, direction, program ids, counters.
+/// Show one filter (expression, direction, program ids, counters, where it
+/// is attached), or the filters attached to one cgroup or unit.
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    portwall show web\n  \
+    portwall show --unit nginx          # what filters nginx.service runs\n  \
+    portwall show --cgroup system.slice/cron.service --json")]
 pub struct ShowArgs {
-    #[arg(value_name = "NAME")]
-    pub name: FilterName,
+    #[arg(value_name = "NAME", required_unless_present_any = ["cgroup", "pid", "unit"])]
+    pub name: Option<FilterName>,
+
+    /// Show the programs attached to this cgroup instead.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["name", "pid", "unit"])]
+    pub cgroup: Option<std::path::PathBuf>,
+
+    /// Show the programs attached to this process's cgroup instead.
+    #[arg(long, value_name = "PID", conflicts_with_all = ["name", "unit"])]
+    pub pid: Option<u32>,
+
+    /// Show the programs attached to this running unit's cgroup instead.
+    #[arg(long, value_name = "UNIT", conflicts_with = "name")]
+    pub unit: Option<String>,
 
     /// Print JSON.
     #[arg(long)]
@@ -158,6 +175,7 @@ pub fn list(global: &Global, args: &ListArgs) -> Result<()> {
     };
     let mut all = filters::list(&pins)?;
     filters::find_attachments(&mut all)?;
+    add_units(global, &mut all);
     print_list(&all, args.json)
 }
 
@@ -176,10 +194,32 @@ fn print_list(all: &[FilterInfo], json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Names the systemd units that run each filter, when systemd is the init
+/// system and the filters are in its pin directory.
+fn add_units(global: &Global, infos: &mut [FilterInfo]) {
+    if global.bpffs.is_some() || !crate::systemd::systemctl::booted() {
+        return;
+    }
+    let Ok(users) = crate::systemd::systemctl::filter_users(&crate::systemd::Layout::system())
+    else {
+        return;
+    };
+    for info in infos {
+        info.units = users.get(&info.name).cloned().unwrap_or_default();
+    }
+}
+
 pub fn show(global: &Global, args: &ShowArgs) -> Result<()> {
     let pins = PinDir::open(global.bpffs.as_deref(), false)?;
-    let mut info = filters::info(&pins, &args.name)?;
+    let target =
+        super::attach::resolve_target(args.cgroup.as_deref(), args.pid, args.unit.as_deref())?;
+    let (Some(name), None) = (&args.name, &target) else {
+        let cgroup = target.expect("clap requires NAME or a cgroup");
+        return show_cgroup(&pins, &cgroup, args.json);
+    };
+    let mut info = filters::info(&pins, name)?;
     filters::find_attachments(std::slice::from_mut(&mut info))?;
+    add_units(global, std::slice::from_mut(&mut info));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&info)?);
     } else {
@@ -211,12 +251,55 @@ fn print_info(info: &FilterInfo) {
             c.forwarded_packets, c.forwarded_bytes, c.dropped_packets, c.dropped_bytes
         );
     }
+    if !info.units.is_empty() {
+        println!("  used by {}", info.units.join(", "));
+    }
     if info.attachments.is_empty() {
         println!("  not attached");
     }
     for a in &info.attachments {
         println!("  attached to {} ({})", a.cgroup, a.direction);
     }
+}
+
+/// The programs attached to one cgroup, named where they are portwall
+/// filters.
+fn show_cgroup(pins: &PinDir, cgroup: &std::path::Path, json: bool) -> Result<()> {
+    let all = filters::list(pins)?;
+    let mut rows = Vec::new();
+    for direction in Direction::ALL {
+        for id in crate::kernel::attach::query(cgroup, direction)? {
+            let filter = all.iter().find(|f| f.dispatcher_id == id);
+            rows.push(serde_json::json!({
+                "direction": direction,
+                "program_id": id,
+                "filter": filter.map(|f| f.name.as_str()),
+                "expression": filter.and_then(|f| f.meta.as_ref()).map(|m| m.canonical.as_str()),
+            }));
+        }
+    }
+    if json {
+        let doc = serde_json::json!({ "cgroup": cgroup, "attached": rows });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    println!("{}", cgroup.display());
+    if rows.is_empty() {
+        println!("  no programs attached");
+    }
+    for row in &rows {
+        let what = match (row["filter"].as_str(), row["expression"].as_str()) {
+            (Some(name), Some(expr)) => format!("portwall filter {name}: {expr}"),
+            (Some(name), None) => format!("portwall filter {name}"),
+            _ => "not a portwall filter".to_string(),
+        };
+        println!(
+            "  {} program {}: {what}",
+            row["direction"].as_str().unwrap_or("?"),
+            row["program_id"]
+        );
+    }
+    Ok(())
 }
 
 pub fn stats(global: &Global, args: &StatsArgs) -> Result<()> {

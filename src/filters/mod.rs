@@ -102,6 +102,9 @@ pub struct FilterInfo {
     /// Where the dispatcher is attached, found from the kernel (see
     /// [`find_attachments`]); empty until looked up.
     pub attachments: Vec<Attached>,
+    /// The systemd units whose `IP*FilterPath=` name this filter (filled
+    /// in by the command line when systemd runs).
+    pub units: Vec<String>,
 }
 
 /// One cgroup a filter is attached to.
@@ -272,6 +275,7 @@ pub fn info(pins: &PinDir, name: &FilterName) -> Result<FilterInfo, FilterError>
         program_id,
         counters: read_counters(&paths.counters, name)?,
         attachments: Vec::new(),
+        units: Vec::new(),
     })
 }
 
