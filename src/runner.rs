@@ -29,7 +29,8 @@ use std::process::Command;
 
 /// What to run.
 pub struct RunSpec<'a> {
-    pub filters: Vec<(Direction, &'a Filter)>,
+    /// Each filter with its direction and source text.
+    pub filters: Vec<(Direction, &'a Filter, &'a str)>,
     pub command: &'a [OsString],
 }
 
@@ -76,7 +77,7 @@ fn run_in_scope(spec: &RunSpec<'_>) -> Result<RunOutcome> {
     };
     let mut command = Command::new("systemd-run");
     command.args(["--scope", "--quiet", "--collect", "--unit", &unit]);
-    for (direction, filter) in &spec.filters {
+    for (direction, filter, text) in &spec.filters {
         let name: FilterName = format!("{unit}-{direction}")
             .parse()
             .map_err(anyhow::Error::msg)?;
@@ -84,8 +85,8 @@ fn run_in_scope(spec: &RunSpec<'_>) -> Result<RunOutcome> {
             &pins,
             &LoadRequest {
                 name: &name,
-                expression: "(portwall run)",
-                canonical: String::new(),
+                expression: text,
+                canonical: text.to_string(),
                 filter,
                 direction: Some(*direction),
                 replace: false,
@@ -126,7 +127,7 @@ fn run_in_scope(spec: &RunSpec<'_>) -> Result<RunOutcome> {
 
 fn run_in_own_cgroup(spec: &RunSpec<'_>) -> Result<RunOutcome> {
     let mut loaded: Vec<(Direction, LoadedFilter)> = Vec::new();
-    for (direction, filter) in &spec.filters {
+    for (direction, filter, _) in &spec.filters {
         let (_, elf) = compiler::managed_object(filter, Some(*direction), "pw_meta", 8)?;
         let filter = kernel::load(&elf, compiler::PROGRAM_NAME)?;
         loaded.push((*direction, filter));

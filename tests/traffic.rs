@@ -569,3 +569,37 @@ fn unloading_an_attached_filter_warns_and_fails_closed() {
     assert_eq!(report[0], Outcome::udp_sent(1));
     drop(holder);
 }
+
+/// The README's first command: `portwall run` with the built-in default
+/// filter around `scripts/probe.py`, which must report exactly what the
+/// example filter allows.
+#[test]
+fn the_readme_main_command_works() {
+    if !privileged("the_readme_main_command_works") {
+        return;
+    }
+    let probe = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/probe.py");
+    let o = portwall(&["run", "--", "python3", probe.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(err.contains("egress uses the example filter"), "{err}");
+    let verdict = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no `{name}` line in:\n{out}"))
+            .to_string()
+    };
+    assert!(
+        verdict("ping 127.0.0.1").contains("reply received"),
+        "{out}"
+    );
+    assert!(verdict("UDP to port 53").contains("sent"), "{out}");
+    assert!(verdict("UDP to port 123").contains("blocked"), "{out}");
+    assert!(verdict("TCP to port 80").contains("got out"), "{out}");
+    assert!(verdict("TCP to port 443").contains("blocked"), "{out}");
+    // Dropped: the NTP datagram and the HTTPS SYN (no retransmission within
+    // the probe's half-second timeout). Forwarded depends on whether
+    // something listens on port 80.
+    assert!(err.contains(" packets forwarded, 2 dropped"), "{err}");
+}

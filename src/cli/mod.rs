@@ -56,7 +56,9 @@ pub enum Command {
     List(lifecycle::ListArgs),
     Show(lifecycle::ShowArgs),
     Stats(lifecycle::StatsArgs),
+    /// Attach a loaded filter to a cgroup (it stays after portwall exits)
     Attach(attach::AttachArgs),
+    /// Detach a filter from a cgroup (the same arguments as attach)
     Detach(attach::AttachArgs),
     Run(run::RunArgs),
     Protect(systemd::ProtectArgs),

@@ -70,7 +70,11 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         checked.push((*direction, source.check()?.1));
     }
     let spec = RunSpec {
-        filters: checked.iter().map(|(d, f)| (*d, f)).collect(),
+        filters: checked
+            .iter()
+            .zip(&sources)
+            .map(|((d, f), (_, source))| (*d, f, source.text.as_str()))
+            .collect(),
         command: &args.command,
     };
     let outcome = runner::run(&spec)?;
