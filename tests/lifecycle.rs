@@ -219,3 +219,30 @@ fn a_missing_bpffs_is_a_clear_error() {
     assert!(err.contains("is not a bpffs mount"), "{err}");
     let _ = std::fs::remove_dir(&dir);
 }
+
+#[test]
+fn a_missing_bpffs_is_mounted() {
+    if !kernel::available("a_missing_bpffs_is_mounted") {
+        return;
+    }
+    // In a mount namespace of its own (private propagation, so nothing
+    // leaks to the machine), take bpffs away, then load.
+    let script = format!(
+        "umount /sys/fs/bpf 2>/dev/null; \
+         awk '$3 == \"bpf\" && $2 == \"/sys/fs/bpf\"' /proc/mounts | grep -q . && exit 90; \
+         {} load x tcp >/dev/null || exit 91; \
+         awk '$3 == \"bpf\" && $2 == \"/sys/fs/bpf\"' /proc/mounts | grep -q . || exit 92; \
+         test -e /sys/fs/bpf/portwall/x || exit 93",
+        env!("CARGO_BIN_EXE_portwall")
+    );
+    let o = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("runs unshare");
+    assert!(
+        o.status.success(),
+        "{:?}: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
