@@ -49,15 +49,8 @@ pub(super) fn emit(g: &mut Gen, need: Need, used: &[Var]) {
     let ipv4 = g.label("ipv4");
     let transport = g.label("transport");
     let no_transport = g.label("no_transport");
-    jump(
-        g,
-        Cond::Eq,
-        regs::PROTOCOL,
-        i32::from(ETH_P_IP.to_be()),
-        ipv4,
-    );
-    jump(
-        g,
+    g.jump(Cond::Eq, regs::PROTOCOL, i32::from(ETH_P_IP.to_be()), ipv4);
+    g.jump(
         Cond::Ne,
         regs::PROTOCOL,
         i32::from(ETH_P_IPV6.to_be()),
@@ -111,33 +104,36 @@ fn ipv6_header(g: &mut Gen, normalize_icmp: bool, transport: Label, no_transport
     g.load(Width::U8, regs::KIND, DATA, 6);
     g.mov(OFFSET, 40);
     for _ in 0..MAX_IPV6_EXT_HEADERS {
-        let generic = g.label("ext");
+        let header = g.label("ext");
         let fragment = g.label("ext_fragment");
         let ah = g.label("ext_ah");
         let advance = g.label("ext_next");
-        dispatch_extension(g, generic, fragment, ah, done);
+        dispatch_extension(g, header, done);
 
-        g.bind(ah);
-        fixed_part(g);
+        // One bounds check for the 8-byte fixed part every kind has.
+        g.bind(header);
+        pointer_at(g, OFFSET);
+        check_bounds(g, HEADER, 8);
+        g.jump(Cond::Eq, regs::KIND, i32::from(proto::FRAGMENT), fragment);
         g.load(Width::U8, SCRATCH, HEADER, 1);
+        g.jump(Cond::Eq, regs::KIND, i32::from(proto::AH), ah);
+        // Hop-by-hop, routing, destination options: (hdr[1] + 1) * 8.
+        g.alu(AluOp::Add, SCRATCH, 1);
+        g.alu(AluOp::Lsh, SCRATCH, 3);
+        g.push(Insn::Goto(advance));
+
+        // AH: (hdr[1] + 2) * 4.
+        g.bind(ah);
         g.alu(AluOp::Add, SCRATCH, 2);
         g.alu(AluOp::Lsh, SCRATCH, 2);
         g.push(Insn::Goto(advance));
 
+        // Fragment: 8 bytes. The 13-bit offset is bits 15..3 of bytes 2-3,
+        // that is 0xf8ff of the host-order (little-endian) u16.
         g.bind(fragment);
-        fixed_part(g);
-        // The 13-bit fragment offset is bits 15..3 of bytes 2-3, that is
-        // 0xf8ff of the host-order (little-endian) u16.
         g.load(Width::U16, SCRATCH, HEADER, 2);
         g.jump(Cond::Set, SCRATCH, 0xf8ff_u16 as i32, no_transport);
         g.mov(SCRATCH, 8);
-        g.push(Insn::Goto(advance));
-
-        g.bind(generic);
-        fixed_part(g);
-        g.load(Width::U8, SCRATCH, HEADER, 1);
-        g.alu(AluOp::Add, SCRATCH, 1);
-        g.alu(AluOp::Lsh, SCRATCH, 3);
 
         g.bind(advance);
         g.load(Width::U8, regs::KIND, HEADER, 0);
@@ -147,19 +143,13 @@ fn ipv6_header(g: &mut Gen, normalize_icmp: bool, transport: Label, no_transport
         g.jump(Cond::Gt, HEADER, DATA_END, drop);
     }
     // A chain still going after the limit is malformed.
-    dispatch_extension(g, drop, drop, drop, done);
+    dispatch_extension(g, drop, done);
 
     g.bind(done);
     pointer_at(g, OFFSET);
     if normalize_icmp {
         let not_icmpv6 = g.label("not_icmpv6");
-        jump(
-            g,
-            Cond::Ne,
-            regs::KIND,
-            i32::from(proto::ICMPV6),
-            not_icmpv6,
-        );
+        g.jump(Cond::Ne, regs::KIND, i32::from(proto::ICMPV6), not_icmpv6);
         g.mov(regs::KIND, i32::from(proto::ICMP));
         g.push(Insn::Goto(transport));
         g.bind(not_icmpv6);
@@ -169,44 +159,19 @@ fn ipv6_header(g: &mut Gen, normalize_icmp: bool, transport: Label, no_transport
     }
 }
 
-/// Jumps on KIND to the handler of its extension header kind, or to `done`
-/// for anything else. Ordered for the common case: TCP (6), UDP (17) and
-/// ICMPv6 (58) leave after at most two comparisons... except 58, which is
-/// inside the 43..60 range of extension header numbers.
-fn dispatch_extension(g: &mut Gen, generic: Label, fragment: Label, ah: Label, done: Label) {
-    jump(
-        g,
-        Cond::Eq,
-        regs::KIND,
-        i32::from(proto::HOP_BY_HOP),
-        generic,
-    );
-    g.jump(Cond::Lt, regs::KIND, i32::from(proto::ROUTING), done);
-    g.jump(Cond::Gt, regs::KIND, i32::from(proto::DEST_OPTS), done);
-    g.jump(Cond::Eq, regs::KIND, i32::from(proto::ROUTING), generic);
-    jump(
-        g,
-        Cond::Eq,
-        regs::KIND,
-        i32::from(proto::DEST_OPTS),
-        generic,
-    );
-    jump(
-        g,
-        Cond::Eq,
-        regs::KIND,
-        i32::from(proto::FRAGMENT),
-        fragment,
-    );
-    g.jump(Cond::Eq, regs::KIND, i32::from(proto::AH), ah);
+/// Jumps to `header` when KIND is an extension header, to `done` when
+/// not. Ordered for the common case: TCP (6) and UDP (17) leave after two
+/// comparisons; ICMPv6 (58) lies inside the 43..60 range of extension
+/// header numbers and takes six.
+fn dispatch_extension(g: &mut Gen, header: Label, done: Label) {
+    let kind = regs::KIND;
+    g.jump(Cond::Eq, kind, i32::from(proto::HOP_BY_HOP), header);
+    g.jump(Cond::Lt, kind, i32::from(proto::ROUTING), done);
+    g.jump(Cond::Gt, kind, i32::from(proto::DEST_OPTS), done);
+    for ext in [proto::ROUTING, proto::DEST_OPTS, proto::FRAGMENT, proto::AH] {
+        g.jump(Cond::Eq, kind, i32::from(ext), header);
+    }
     g.push(Insn::Goto(done));
-}
-
-/// Points HEADER at the extension header at OFFSET and checks its 8-byte
-/// fixed part (every extension header is at least 8 bytes).
-fn fixed_part(g: &mut Gen) {
-    pointer_at(g, OFFSET);
-    check_bounds(g, HEADER, 8);
 }
 
 /// TCP needs 20 bytes and UDP 8; then both ports, converted to host order.
@@ -250,19 +215,4 @@ fn check_bounds(g: &mut Gen, ptr: Reg, len: i32) {
     g.mov(SCRATCH, ptr);
     g.alu(AluOp::Add, SCRATCH, len);
     g.jump(Cond::Gt, SCRATCH, DATA_END, drop);
-}
-
-fn jump(
-    g: &mut Gen,
-    cond: Cond,
-    dst: Reg,
-    src: impl Into<crate::compiler::asm::Operand>,
-    target: Label,
-) {
-    g.push(Insn::Jump {
-        cond,
-        dst,
-        src: src.into(),
-        target,
-    });
 }
