@@ -1,11 +1,11 @@
 //! Code generation: a checked filter to cgroup_skb instructions.
 //!
 //! The program is built by a short list of named steps:
-//! 1. [`fold`](crate::lang::fold::fold) simplifies the expression;
-//! 2. [`headers::emit`] parses the packet exactly as far as the filter
+//! 1. `lang::fold` simplifies the expression;
+//! 2. `headers::emit` parses the packet exactly as far as the filter
 //!    needs, leaving the variables in fixed registers (see [`regs`]) and
 //!    jumping to `drop` on a needed header that is malformed or short;
-//! 3. [`expr::emit`] evaluates the expression with short-circuit jumps to
+//! 3. `expr::emit` evaluates the expression with short-circuit jumps to
 //!    `drop`, falling through when the packet may pass;
 //! 4. the verdict tails `r0 = 1` and `drop: r0 = 0` end the program; a
 //!    tail is emitted only when something reaches it.
