@@ -2,19 +2,13 @@
 
 mod common;
 
+use common::cli::portwall;
 use common::packets;
 use portwall::packet::Packet;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 const EXAMPLE: &str = "icmp || (udp && dst_port == 53) || (tcp && dst_port == 80)";
-
-fn portwall(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portwall"))
-        .args(args)
-        .output()
-        .expect("runs portwall")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

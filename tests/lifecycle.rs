@@ -7,39 +7,18 @@
 mod common;
 
 use common::bpffs::PrivateBpffs;
+use common::cli::{fails, ok};
 use common::kernel;
 use common::packets;
 use portwall::packet::Packet;
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// `portwall --bpffs BPFFS ARGS`.
 fn portwall(bpffs: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portwall"))
-        .arg("--bpffs")
-        .arg(bpffs)
-        .args(args)
-        .output()
-        .expect("runs portwall")
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "portwall failed: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn fails(o: Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "expected exit 1: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8(o.stderr).unwrap()
+    let mut all = vec!["--bpffs", bpffs.to_str().expect("a UTF-8 path")];
+    all.extend_from_slice(args);
+    common::cli::portwall(&all)
 }
 
 fn show(bpffs: &Path, name: &str) -> serde_json::Value {

@@ -12,6 +12,7 @@
 
 mod common;
 
+use common::cli::portwall;
 use common::systemd::{PROBE, SHARE, Systemd};
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
@@ -688,14 +689,6 @@ fn the_harness_cleans_up_after_a_failed_check() {
 }
 
 // Without a container: what can be checked on any machine.
-
-fn portwall(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_portwall"))
-        .args(args)
-        .env_remove("PORTWALL_BPFFS")
-        .output()
-        .expect("run portwall")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

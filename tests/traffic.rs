@@ -4,11 +4,12 @@
 
 mod common;
 
+use common::cli::{ok, portwall};
 use common::traffic::{self, Action, Counts, Outcome, Receiver, RemoteReceiver, TcpOutcome};
 use portwall::kernel::cgroup::{self, TempCgroup};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 #[test]
@@ -70,23 +71,6 @@ impl Drop for Filter {
     fn drop(&mut self) {
         let _ = portwall(&["unload", &self.name]);
     }
-}
-
-fn portwall(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_portwall"))
-        .args(args)
-        .output()
-        .expect("runs portwall")
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "portwall failed: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
 }
 
 fn test_cgroup(test: &str) -> TempCgroup {

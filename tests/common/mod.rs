@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bpffs;
+pub mod cli;
 pub mod generate;
 pub mod kernel;
 pub mod packets;

@@ -56,7 +56,7 @@ impl ExprGen<'_> {
                     (false, true) => Cond::Eq,
                     (false, false) => Cond::Ne,
                 };
-                self.jump(cond, reg, one, target);
+                self.g.jump(cond, reg, one, target);
             }
             Expr::Unary(UnaryOp::Not, a) => self.jump_if(a, !truth, target, d)?,
             Expr::Binary(op, a, b) if comparison(*op).is_some() => {
@@ -93,7 +93,8 @@ impl ExprGen<'_> {
             _ => {
                 self.value(e, d)?;
                 let r = self.read(d, SCRATCH_A);
-                self.jump(if truth { Cond::Ne } else { Cond::Eq }, r, 0, target);
+                self.g
+                    .jump(if truth { Cond::Ne } else { Cond::Eq }, r, 0, target);
             }
         }
         Ok(())
@@ -120,7 +121,7 @@ impl ExprGen<'_> {
             (a, b, cond)
         };
         let (ra, rb) = self.operands(a, b, d)?;
-        self.jump(cond, ra, rb, target);
+        self.g.jump(cond, ra, rb, target);
         Ok(())
     }
 
@@ -197,8 +198,8 @@ impl ExprGen<'_> {
                 self.value(a, d)?;
                 let r = self.read(d, SCRATCH_A);
                 match op {
-                    UnaryOp::Neg => self.alu(AluOp::Neg, r, 0),
-                    _ => self.alu(AluOp::Xor, r, -1),
+                    UnaryOp::Neg => self.g.alu(AluOp::Neg, r, 0),
+                    _ => self.g.alu(AluOp::Xor, r, -1),
                 }
                 self.write(d, r);
             }
@@ -251,11 +252,11 @@ impl ExprGen<'_> {
             BinaryOp::Shl | BinaryOp::Shr => {
                 let count = c & 63;
                 if count != 0 {
-                    self.alu(alu, r, count);
+                    self.g.alu(alu, r, count);
                 }
             }
             BinaryOp::Div | BinaryOp::Rem => self.divide_by_constant(op, r, c),
-            _ => self.alu(alu, r, c),
+            _ => self.g.alu(alu, r, c),
         }
         self.write(d, r);
         Ok(())
@@ -277,10 +278,10 @@ impl ExprGen<'_> {
         match op {
             BinaryOp::Div | BinaryOp::Rem => self.divide(op, ra, rb),
             BinaryOp::Shl | BinaryOp::Shr => {
-                self.alu(AluOp::And, rb, 63);
-                self.alu(alu_op(op).expect("shift"), ra, rb);
+                self.g.alu(AluOp::And, rb, 63);
+                self.g.alu(alu_op(op).expect("shift"), ra, rb);
             }
-            _ => self.alu(alu_op(op).expect("arithmetic"), ra, rb),
+            _ => self.g.alu(alu_op(op).expect("arithmetic"), ra, rb),
         }
         if sa == d {
             self.write(d, ra);
@@ -306,25 +307,25 @@ impl ExprGen<'_> {
             let zero = self.g.label("div_zero");
             let b_negative = self.g.label("div_b_neg");
             let both_negative = self.g.label("div_both_neg");
-            self.jump(Cond::Eq, b, 0, zero);
-            self.jump(Cond::Slt, a, 0, a_negative);
-            self.jump(Cond::Slt, b, 0, b_negative);
-            self.alu(AluOp::Div, a, b);
+            self.g.jump(Cond::Eq, b, 0, zero);
+            self.g.jump(Cond::Slt, a, 0, a_negative);
+            self.g.jump(Cond::Slt, b, 0, b_negative);
+            self.g.alu(AluOp::Div, a, b);
             self.g.push(Insn::Goto(end));
             self.g.bind(b_negative);
-            self.alu(AluOp::Neg, b, 0);
-            self.alu(AluOp::Div, a, b);
-            self.alu(AluOp::Neg, a, 0);
+            self.g.alu(AluOp::Neg, b, 0);
+            self.g.alu(AluOp::Div, a, b);
+            self.g.alu(AluOp::Neg, a, 0);
             self.g.push(Insn::Goto(end));
             self.g.bind(a_negative);
-            self.alu(AluOp::Neg, a, 0);
-            self.jump(Cond::Slt, b, 0, both_negative);
-            self.alu(AluOp::Div, a, b);
-            self.alu(AluOp::Neg, a, 0);
+            self.g.alu(AluOp::Neg, a, 0);
+            self.g.jump(Cond::Slt, b, 0, both_negative);
+            self.g.alu(AluOp::Div, a, b);
+            self.g.alu(AluOp::Neg, a, 0);
             self.g.push(Insn::Goto(end));
             self.g.bind(both_negative);
-            self.alu(AluOp::Neg, b, 0);
-            self.alu(AluOp::Div, a, b);
+            self.g.alu(AluOp::Neg, b, 0);
+            self.g.alu(AluOp::Div, a, b);
             self.g.push(Insn::Goto(end));
             self.g.bind(zero);
             self.g.mov(a, 0);
@@ -332,17 +333,17 @@ impl ExprGen<'_> {
             // The remainder takes the dividend's sign; the divisor's sign
             // does not matter.
             let b_positive = self.g.label("rem_b_pos");
-            self.jump(Cond::Eq, b, 0, end);
-            self.jump(Cond::Sge, b, 0, b_positive);
-            self.alu(AluOp::Neg, b, 0);
+            self.g.jump(Cond::Eq, b, 0, end);
+            self.g.jump(Cond::Sge, b, 0, b_positive);
+            self.g.alu(AluOp::Neg, b, 0);
             self.g.bind(b_positive);
-            self.jump(Cond::Slt, a, 0, a_negative);
-            self.alu(AluOp::Mod, a, b);
+            self.g.jump(Cond::Slt, a, 0, a_negative);
+            self.g.alu(AluOp::Mod, a, b);
             self.g.push(Insn::Goto(end));
             self.g.bind(a_negative);
-            self.alu(AluOp::Neg, a, 0);
-            self.alu(AluOp::Mod, a, b);
-            self.alu(AluOp::Neg, a, 0);
+            self.g.alu(AluOp::Neg, a, 0);
+            self.g.alu(AluOp::Mod, a, b);
+            self.g.alu(AluOp::Neg, a, 0);
         }
         self.g.bind(end);
     }
@@ -360,17 +361,17 @@ impl ExprGen<'_> {
         let flip = op == BinaryOp::Div && c < 0;
         let end = self.g.label("div_end");
         let negative = self.g.label("div_neg");
-        self.jump(Cond::Slt, a, 0, negative);
-        self.alu(alu, a, magnitude);
+        self.g.jump(Cond::Slt, a, 0, negative);
+        self.g.alu(alu, a, magnitude);
         if flip {
-            self.alu(AluOp::Neg, a, 0);
+            self.g.alu(AluOp::Neg, a, 0);
         }
         self.g.push(Insn::Goto(end));
         self.g.bind(negative);
-        self.alu(AluOp::Neg, a, 0);
-        self.alu(alu, a, magnitude);
+        self.g.alu(AluOp::Neg, a, 0);
+        self.g.alu(alu, a, magnitude);
         if !flip {
-            self.alu(AluOp::Neg, a, 0);
+            self.g.alu(AluOp::Neg, a, 0);
         }
         self.g.bind(end);
     }
@@ -406,23 +407,6 @@ impl ExprGen<'_> {
                 src: Operand::Reg(r),
             });
         }
-    }
-
-    fn alu(&mut self, op: AluOp, dst: Reg, src: impl Into<Operand>) {
-        self.g.push(Insn::Alu64 {
-            op,
-            dst,
-            src: src.into(),
-        });
-    }
-
-    fn jump(&mut self, cond: Cond, dst: Reg, src: impl Into<Operand>, target: Label) {
-        self.g.push(Insn::Jump {
-            cond,
-            dst,
-            src: src.into(),
-            target,
-        });
     }
 }
 
