@@ -293,11 +293,11 @@ pub fn dispatcher_fd(
     pins: &PinDir,
     name: &FilterName,
 ) -> Result<std::os::fd::OwnedFd, FilterError> {
-    let info = info(pins, name)?;
-    sys::prog_get_fd_by_id(info.dispatcher_id).map_err(|source| FilterError::Bpf {
-        call: "BPF_PROG_GET_FD_BY_ID",
-        name: name.clone(),
-        source,
+    // The pin is the dispatcher: open it, rather than read the whole
+    // description (counters, metadata) just to learn its id.
+    let paths = existing(pins, name)?;
+    kernel::attach::prog_fd_from_pin(&paths.program).map_err(|e| FilterError::Attachments {
+        source: Box::new(e),
     })
 }
 

@@ -120,7 +120,8 @@ fn is_bpffs(path: &Path) -> bool {
     ret == 0 && st.f_type as i64 == BPF_FS_MAGIC
 }
 
-fn mount_bpffs(root: &Path) -> Result<(), FilterError> {
+/// Mounts a new bpffs instance at `root` (created if missing).
+pub fn mount_bpffs(root: &Path) -> Result<(), FilterError> {
     std::fs::create_dir_all(root).map_err(|e| FilterError::io("create", root, e))?;
     let target = CString::new(root.as_os_str().as_bytes())
         .map_err(|_| FilterError::NotBpffs(root.to_path_buf()))?;

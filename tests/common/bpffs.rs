@@ -16,25 +16,8 @@ impl PrivateBpffs {
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path =
             std::env::temp_dir().join(format!("portwall-bpffs-{test}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        let target = CString::new(path.as_os_str().as_bytes()).unwrap();
-        // SAFETY: mount(2) with NUL-terminated strings.
-        let ret = unsafe {
-            libc::mount(
-                c"bpf".as_ptr(),
-                target.as_ptr(),
-                c"bpf".as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(
-            ret,
-            0,
-            "mount bpffs on {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        );
+        portwall::filters::pins::mount_bpffs(&path)
+            .unwrap_or_else(|e| panic!("mount bpffs on {}: {e}", path.display()));
         PrivateBpffs { path }
     }
 
