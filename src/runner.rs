@@ -29,9 +29,17 @@ use std::process::Command;
 
 /// What to run.
 pub struct RunSpec<'a> {
-    /// Each filter with its direction and source text.
-    pub filters: Vec<(Direction, &'a Filter, &'a str)>,
+    pub filters: Vec<RunFilter<'a>>,
     pub command: &'a [OsString],
+}
+
+/// One filter of a run, with its text (kept with the filter in the kernel,
+/// for `portwall list` while the command runs).
+pub struct RunFilter<'a> {
+    pub direction: Direction,
+    pub filter: &'a Filter,
+    pub expression: &'a str,
+    pub canonical: &'a str,
 }
 
 /// How it went.
@@ -40,7 +48,6 @@ pub struct RunOutcome {
     /// killed it, as shells report it.
     pub exit_code: i32,
     pub counters: Counters,
-    pub cgroup: std::path::PathBuf,
 }
 
 /// Runs the command with the filters attached; blocks until it exits.
@@ -77,7 +84,8 @@ fn run_in_scope(spec: &RunSpec<'_>) -> Result<RunOutcome> {
     };
     let mut command = Command::new("systemd-run");
     command.args(["--scope", "--quiet", "--collect", "--unit", &unit]);
-    for (direction, filter, text) in &spec.filters {
+    for run_filter in &spec.filters {
+        let direction = &run_filter.direction;
         let name: FilterName = format!("{unit}-{direction}")
             .parse()
             .map_err(anyhow::Error::msg)?;
@@ -85,9 +93,9 @@ fn run_in_scope(spec: &RunSpec<'_>) -> Result<RunOutcome> {
             &pins,
             &LoadRequest {
                 name: &name,
-                expression: text,
-                canonical: text.to_string(),
-                filter,
+                expression: run_filter.expression,
+                canonical: run_filter.canonical.to_string(),
+                filter: run_filter.filter,
                 direction: Some(*direction),
                 replace: false,
             },
@@ -121,16 +129,14 @@ fn run_in_scope(spec: &RunSpec<'_>) -> Result<RunOutcome> {
     Ok(RunOutcome {
         exit_code: exit_code(status),
         counters,
-        cgroup: std::path::PathBuf::from(format!("{unit}.scope")),
     })
 }
 
 fn run_in_own_cgroup(spec: &RunSpec<'_>) -> Result<RunOutcome> {
     let mut loaded: Vec<(Direction, LoadedFilter)> = Vec::new();
-    for (direction, filter, _) in &spec.filters {
-        let (_, elf) = compiler::managed_object(filter, Some(*direction), "pw_meta", 8)?;
-        let filter = kernel::load(&elf, compiler::PROGRAM_NAME)?;
-        loaded.push((*direction, filter));
+    for f in &spec.filters {
+        let (_, elf) = compiler::managed_object(f.filter, Some(f.direction), "pw_meta", 8)?;
+        loaded.push((f.direction, kernel::load(&elf, compiler::PROGRAM_NAME)?));
     }
 
     let parent = cgroup::cgroup2_mount()?;
@@ -166,7 +172,6 @@ fn run_in_own_cgroup(spec: &RunSpec<'_>) -> Result<RunOutcome> {
     let status = spawn_and_wait(command, &program.to_string_lossy())?;
 
     let counters = read_counters(&loaded);
-    let cgroup = group.path().to_path_buf();
     // Anything the command left running in the cgroup goes with it.
     group
         .remove()
@@ -175,7 +180,6 @@ fn run_in_own_cgroup(spec: &RunSpec<'_>) -> Result<RunOutcome> {
     Ok(RunOutcome {
         exit_code: exit_code(status),
         counters,
-        cgroup,
     })
 }
 

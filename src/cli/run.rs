@@ -2,7 +2,8 @@
 
 use super::input::{DEFAULT_FILTER, FilterSource};
 use crate::lang::ir::Direction;
-use crate::runner::{self, RunSpec};
+use crate::lang::print;
+use crate::runner::{self, RunFilter, RunSpec};
 use anyhow::Result;
 use clap::Args;
 use std::ffi::OsString;
@@ -67,13 +68,18 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     }
     let mut checked = Vec::new();
     for (direction, source) in &sources {
-        checked.push((*direction, source.check()?.1));
+        let (ast, filter) = source.check()?;
+        checked.push((*direction, filter, source.text.as_str(), print::print(&ast)));
     }
     let spec = RunSpec {
         filters: checked
             .iter()
-            .zip(&sources)
-            .map(|((d, f), (_, source))| (*d, f, source.text.as_str()))
+            .map(|(direction, filter, expression, canonical)| RunFilter {
+                direction: *direction,
+                filter,
+                expression,
+                canonical,
+            })
             .collect(),
         command: &args.command,
     };
