@@ -65,6 +65,7 @@ pub fn var_value(var: Var, h: &Headers) -> i64 {
         },
         Var::SrcPort => return h.ports.map_or(0, |(src, _)| i64::from(src)),
         Var::DstPort => return h.ports.map_or(0, |(_, dst)| i64::from(dst)),
+        Var::Proto | Var::Len | Var::IcmpType | Var::IcmpCode => todo!("language v2"),
     };
     value as i64
 }
@@ -84,5 +85,6 @@ fn eval(expr: &Expr, h: &Headers) -> i64 {
                 eval(e, h)
             }
         }
+        Expr::InSet(..) | Expr::AddrIn(..) => todo!("language v2"),
     }
 }

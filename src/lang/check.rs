@@ -15,9 +15,12 @@ pub fn check(expr: &ast::Expr) -> Result<Filter, Diagnostic> {
         .vars()
         .into_iter()
         .map(Var::need)
-        .max()
-        .unwrap_or(Need::Nothing);
-    Ok(Filter { expr, need })
+        .fold(Need::NOTHING, Need::union);
+    Ok(Filter {
+        expr,
+        need,
+        direction: None,
+    })
 }
 
 fn lower(expr: &ast::Expr) -> Result<Expr, Diagnostic> {
@@ -106,7 +109,8 @@ fn variable_list() -> String {
 pub fn const_value(expr: &Expr) -> Option<i64> {
     Some(match expr {
         Expr::Const(c) => *c,
-        Expr::Var(_) => return None,
+        Expr::Var(_) | Expr::AddrIn(..) => return None,
+        Expr::InSet(a, set) => set.contains(const_value(a)?) as i64,
         Expr::Unary(op, a) => ir::apply_unary(*op, const_value(a)?),
         Expr::Binary(op, a, b) => ir::apply_binary(*op, const_value(a)?, const_value(b)?),
         Expr::Logic(op, terms) => {

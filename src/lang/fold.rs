@@ -23,6 +23,13 @@ pub fn fold(expr: &Expr) -> Expr {
             Expr::Const(_) => fold(e),
             c => Expr::Cond(Box::new(c), Box::new(fold(t)), Box::new(fold(e))),
         },
+        Expr::InSet(_, set) if set.is_empty() => Expr::Const(0),
+        Expr::InSet(a, set) => match fold(a) {
+            Expr::Const(c) => Expr::Const(set.contains(c) as i64),
+            a => Expr::InSet(Box::new(a), set.clone()),
+        },
+        Expr::AddrIn(_, set) if set.is_empty() => Expr::Const(0),
+        Expr::AddrIn(..) => expr.clone(),
     }
 }
 

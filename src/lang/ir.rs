@@ -5,6 +5,8 @@
 //! reported by the time an `ir::Expr` exists.
 
 pub use super::ast::{BinaryOp, LogicOp};
+pub use super::sets::{IntSet, Prefix, PrefixSet};
+use std::sync::Arc;
 
 /// A packet variable the filter can read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,11 +25,20 @@ pub enum Var {
     SrcPort,
     /// TCP/UDP destination port, 0 for other packets.
     DstPort,
+    /// The IP protocol number of the transport (after IPv6 extension
+    /// headers, also for non-first fragments), 0 for non-IP packets.
+    Proto,
+    /// The packet length from the IP header on (`skb->len`).
+    Len,
+    /// ICMP/ICMPv6 type, 0 for other packets (as `icmp` decides).
+    IcmpType,
+    /// ICMP/ICMPv6 code, 0 for other packets.
+    IcmpCode,
 }
 
 impl Var {
     /// Every variable, in the order the documentation lists them.
-    pub const ALL: [Var; 7] = [
+    pub const ALL: [Var; 11] = [
         Var::Ip,
         Var::Ipv6,
         Var::Tcp,
@@ -35,6 +46,10 @@ impl Var {
         Var::Icmp,
         Var::DstPort,
         Var::SrcPort,
+        Var::Proto,
+        Var::Len,
+        Var::IcmpType,
+        Var::IcmpCode,
     ];
 
     /// The name a filter uses for the variable.
@@ -47,6 +62,10 @@ impl Var {
             Var::Icmp => "icmp",
             Var::SrcPort => "src_port",
             Var::DstPort => "dst_port",
+            Var::Proto => "proto",
+            Var::Len => "len",
+            Var::IcmpType => "icmp_type",
+            Var::IcmpCode => "icmp_code",
         }
     }
 
@@ -57,25 +76,77 @@ impl Var {
     /// How much of the packet must be parsed to know this variable.
     pub fn need(self) -> Need {
         match self {
-            Var::Ip | Var::Ipv6 => Need::Nothing,
-            Var::Tcp | Var::Udp | Var::Icmp => Need::Network,
-            Var::SrcPort | Var::DstPort => Need::Transport,
+            Var::Ip | Var::Ipv6 | Var::Len => Need::NOTHING,
+            Var::Tcp | Var::Udp | Var::Icmp | Var::Proto => Need::NETWORK,
+            Var::SrcPort | Var::DstPort => Need::PORTS,
+            Var::IcmpType | Var::IcmpCode => Need::ICMP,
         }
     }
 }
 
-/// How far a filter needs the packet's headers parsed. A header that is
-/// needed but malformed or cut short drops the packet; a header that is
-/// not needed is never examined.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Need {
-    /// Only `skb->protocol` (the EtherType).
-    #[default]
-    Nothing,
+/// A packet address the filter can test with `==`, `!=` and `in`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AddrVar {
+    /// `src_ip`
+    Src,
+    /// `dst_ip`
+    Dst,
+}
+
+impl AddrVar {
+    pub fn name(self) -> &'static str {
+        match self {
+            AddrVar::Src => "src_ip",
+            AddrVar::Dst => "dst_ip",
+        }
+    }
+}
+
+/// Which headers a filter needs parsed. A header that is needed but
+/// malformed or cut short drops the packet; a header that is not needed is
+/// never examined. Every field implies `network`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Need {
     /// The IP header and, for IPv6, the extension header chain.
-    Network,
-    /// Also the TCP or UDP header, when the packet has one.
-    Transport,
+    pub network: bool,
+    /// The TCP or UDP header (20 or 8 bytes), when the packet has one.
+    pub ports: bool,
+    /// The first 4 bytes (type, code, checksum) of an ICMP/ICMPv6 header,
+    /// when the packet has one.
+    pub icmp: bool,
+}
+
+impl Need {
+    /// Only `skb->protocol` and `skb->len`.
+    pub const NOTHING: Need = Need {
+        network: false,
+        ports: false,
+        icmp: false,
+    };
+    pub const NETWORK: Need = Need {
+        network: true,
+        ports: false,
+        icmp: false,
+    };
+    pub const PORTS: Need = Need {
+        network: true,
+        ports: true,
+        icmp: false,
+    };
+    pub const ICMP: Need = Need {
+        network: true,
+        ports: false,
+        icmp: true,
+    };
+
+    /// Everything either needs.
+    pub fn union(self, other: Need) -> Need {
+        Need {
+            network: self.network || other.network,
+            ports: self.ports || other.ports,
+            icmp: self.icmp || other.icmp,
+        }
+    }
 }
 
 /// Unary operators left after checking (`+x` is just `x`).
@@ -101,6 +172,12 @@ pub enum Expr {
     Logic(LogicOp, Vec<Expr>),
     /// `cond ? then : otherwise`
     Cond(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// 1 when the value is in the set, else 0 (`x in {1, 5..9}`).
+    InSet(Box<Expr>, Arc<IntSet>),
+    /// 1 when the packet has this address (it is IP) and the address is in
+    /// the set of the packet's family, else 0. `dst_ip == A` is a set of
+    /// one full-length prefix; `!=` is `!` of that.
+    AddrIn(AddrVar, Arc<PrefixSet>),
 }
 
 /// A filter ready to evaluate or compile.
@@ -110,9 +187,12 @@ pub struct Filter {
     /// reference evaluator runs this form, so that the differential tests
     /// also check the simplifier.
     pub expr: Expr,
-    /// How far headers must be parsed: decided by the variables the filter
+    /// Which headers must be parsed: decided by the variables the filter
     /// mentions, whether or not simplification removes them.
     pub need: Need,
+    /// The direction `local_*`/`remote_*` names were resolved for; `None`
+    /// when the filter uses none of them (and so means the same both ways).
+    pub direction: Option<Direction>,
 }
 
 impl Expr {
@@ -142,6 +222,41 @@ impl Expr {
                 c.visit_vars(f);
                 t.visit_vars(f);
                 e.visit_vars(f);
+            }
+            Expr::InSet(e, _) => e.visit_vars(f),
+            Expr::AddrIn(..) => {}
+        }
+    }
+
+    /// Every address the expression reads.
+    pub fn addr_vars(&self) -> Vec<AddrVar> {
+        let mut out = Vec::new();
+        self.visit(&mut |e| {
+            if let Expr::AddrIn(v, _) = e
+                && !out.contains(v)
+            {
+                out.push(*v)
+            }
+        });
+        out.sort();
+        out
+    }
+
+    /// Calls `f` on this expression and every subexpression, parents first.
+    pub fn visit(&self, f: &mut impl FnMut(&Expr)) {
+        f(self);
+        match self {
+            Expr::Const(_) | Expr::Var(_) | Expr::AddrIn(..) => {}
+            Expr::Unary(_, e) | Expr::InSet(e, _) => e.visit(f),
+            Expr::Binary(_, a, b) => {
+                a.visit(f);
+                b.visit(f);
+            }
+            Expr::Logic(_, terms) => terms.iter().for_each(|t| t.visit(f)),
+            Expr::Cond(c, t, e) => {
+                c.visit(f);
+                t.visit(f);
+                e.visit(f);
             }
         }
     }

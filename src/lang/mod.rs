@@ -14,4 +14,5 @@ pub mod ir;
 pub mod lex;
 pub mod parse;
 pub mod print;
+pub mod sets;
 pub mod span;

@@ -105,7 +105,7 @@ pub fn parse(packet: &Packet, need: Need) -> Result<Headers, Malformed> {
         family: Some(family),
         ..Headers::default()
     };
-    if need == Need::Nothing || family == Family::Other {
+    if !need.network || family == Family::Other {
         return Ok(headers);
     }
     let data = &packet.data;
@@ -116,7 +116,7 @@ pub fn parse(packet: &Packet, need: Need) -> Result<Headers, Malformed> {
     };
     headers.protocol = Some(protocol);
     headers.has_transport = has_transport;
-    if need == Need::Transport && has_transport {
+    if need.ports && has_transport {
         headers.ports = ports(data, offset, protocol)?;
     }
     Ok(headers)

@@ -449,6 +449,7 @@ fn weight(e: &Expr) -> usize {
         }
         Expr::Logic(_, terms) => terms.iter().map(weight).max().unwrap_or(1),
         Expr::Cond(c, t, f) => weight(c).max(weight(t)).max(weight(f)),
+        Expr::InSet(..) | Expr::AddrIn(..) => todo!("language v2"),
     }
 }
 

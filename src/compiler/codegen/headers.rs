@@ -27,11 +27,11 @@ const SCRATCH: Reg = Reg::R0;
 /// loaded.
 pub(super) fn emit(g: &mut Gen, need: Need, used: &[Var]) {
     let uses = |v: Var| used.contains(&v);
-    let needs_protocol = need > Need::Nothing || uses(Var::Ip) || uses(Var::Ipv6);
+    let needs_protocol = need.network || uses(Var::Ip) || uses(Var::Ipv6);
     if needs_protocol {
         g.load(Width::U32, regs::PROTOCOL, CTX, skb::PROTOCOL);
     }
-    if need == Need::Nothing {
+    if !need.network {
         return;
     }
     g.load(Width::U32, DATA, CTX, skb::DATA);
@@ -64,7 +64,7 @@ pub(super) fn emit(g: &mut Gen, need: Need, used: &[Var]) {
     ipv4_header(g, no_transport);
 
     g.bind(transport);
-    if need == Need::Transport {
+    if need.ports {
         ports(g, uses(Var::DstPort), uses(Var::SrcPort));
     }
     g.push(Insn::Goto(parsed));

@@ -191,5 +191,6 @@ pub(crate) fn var_test(var: Var) -> (Reg, i32) {
         Var::Icmp => (regs::KIND, i32::from(proto::ICMP)),
         Var::DstPort => (regs::DST_PORT, 0),
         Var::SrcPort => (regs::SRC_PORT, 0),
+        Var::Proto | Var::Len | Var::IcmpType | Var::IcmpCode => todo!("language v2"),
     }
 }
