@@ -607,7 +607,8 @@ fn kernel_agrees(cases: &[Case]) -> (usize, usize) {
             untestable += 1;
             continue;
         }
-        let loaded = kernel::load(&filter, &c.filter);
+        // Named shortly: some filters have 40,000 members.
+        let loaded = kernel::load(&filter, &c.name());
         let got = kernel::verdict(&loaded, &c.packet);
         if got != c.expect {
             failures.push(format!(
