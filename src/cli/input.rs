@@ -13,6 +13,12 @@ use std::path::PathBuf;
 /// offers a built-in default.
 pub const DEFAULT_FILTER: &str = "icmp || (udp && dst_port == 53) || (tcp && dst_port == 80)";
 
+/// The longest filter file portwall reads. The programs that fit the
+/// kernel come from filters of at most a few hundred KiB; the rest of the
+/// allowance is for comments. (An expression given on the command line is
+/// bounded by the kernel's 128 KiB limit on one argument.)
+pub const MAX_FILTER_BYTES: usize = 4 << 20;
+
 /// The filter expression, given inline or read from a file.
 #[derive(Args, Debug, Clone)]
 pub struct FilterArgs {
@@ -68,16 +74,28 @@ impl FilterArgs {
             return Ok(None);
         };
         let mut bytes = Vec::new();
+        // At most one byte past the limit is read, so that `-f /dev/zero`
+        // or an endless pipe is an error rather than exhausted memory.
+        let limit = MAX_FILTER_BYTES as u64 + 1;
         let origin = if path.as_os_str() == "-" {
             std::io::stdin()
+                .take(limit)
                 .read_to_end(&mut bytes)
                 .context("cannot read the filter from standard input")?;
             "<stdin>".to_string()
         } else {
-            bytes = std::fs::read(path)
+            std::fs::File::open(path)
+                .and_then(|f| f.take(limit).read_to_end(&mut bytes))
                 .with_context(|| format!("cannot read the filter file {}", path.display()))?;
             path.display().to_string()
         };
+        if bytes.len() > MAX_FILTER_BYTES {
+            anyhow::bail!(
+                "the filter in {origin} is longer than {} MiB, the most portwall reads; \
+                 the largest filter that compiles is far smaller (see docs/limits.md)",
+                MAX_FILTER_BYTES >> 20
+            );
+        }
         let text = match lang::lex::source_from_bytes(&bytes) {
             Ok(text) => text.to_string(),
             Err(diag) => {

@@ -120,12 +120,36 @@ fn chain(err: &anyhow::Error) -> String {
     text
 }
 
+/// Whether compiling failed because the program got too long for an
+/// eBPF jump: a limit of the filter's size, not a bug.
+fn too_far(err: &anyhow::Error) -> bool {
+    use crate::compiler::{CompileError, asm::AsmError, codegen::CodegenError};
+    let jump = |e: &CodegenError| matches!(e, CodegenError::Asm(AsmError::JumpOutOfRange { .. }));
+    err.chain().any(|cause| {
+        cause.downcast_ref::<CodegenError>().is_some_and(jump)
+            || matches!(
+                cause.downcast_ref::<CompileError>(),
+                Some(CompileError::Codegen(e)) if jump(e)
+            )
+            || matches!(
+                cause.downcast_ref::<crate::filters::FilterError>(),
+                Some(crate::filters::FilterError::Compile(CompileError::Codegen(e))) if jump(e)
+            )
+    })
+}
+
 fn report(err: &anyhow::Error, verbose: bool) {
     if let Some(filter) = err.downcast_ref::<input::FilterError>() {
         eprintln!("{filter}");
         return;
     }
     eprintln!("portwall: error: {}", chain(err));
+    if too_far(err) {
+        eprintln!(
+            "portwall: the filter is too large: its program would need a jump longer than eBPF \
+             allows; make it smaller (see docs/limits.md)"
+        );
+    }
     if verbose {
         let log = err.chain().find_map(|cause| {
             cause

@@ -27,9 +27,13 @@ pub enum FilterError {
     #[error("no filter named `{name}` in {dir}; `portwall list` shows the loaded ones")]
     NotFound { name: FilterName, dir: PathBuf },
     #[error(
-        "{0} exists but is not a portwall filter (no jump table pinned next to it); remove it or pick another name"
+        "{path} exists but is not a portwall filter ({reason}); portwall leaves it alone: remove it yourself or pick another name"
     )]
-    NotPortwall(PathBuf),
+    NotPortwall { path: PathBuf, reason: String },
+    #[error(
+        "refusing to use the pin directory {path}: {problem}; make it root's and not writable by others (chown root: {path} && chmod 700 {path})"
+    )]
+    UnsafePinDir { path: PathBuf, problem: String },
     #[error(
         "filter `{name}` was loaded for {loaded} and cannot be attached for {requested} (its local_/remote_ names and counters are resolved for {loaded}); load it for {requested} under another name: `portwall load NAME --direction {requested} ...`"
     )]

@@ -153,14 +153,13 @@ pub fn load(pins: &PinDir, req: &LoadRequest<'_>) -> Result<LoadReport, FilterEr
     let name = req.name;
     let paths = pins.pins(name);
     let _lock = pins.lock()?;
-    let exists = paths.program.exists();
-    if exists && !req.replace {
-        return Err(FilterError::Exists(name.clone()));
-    }
-    if exists && !paths.jump.exists() {
-        return Err(FilterError::NotPortwall(paths.program.clone()));
-    }
-    if !exists {
+    let exists = pin_exists(&paths.program)?;
+    if exists {
+        check_ours(&paths)?;
+        if !req.replace {
+            return Err(FilterError::Exists(name.clone()));
+        }
+    } else {
         // Leftovers of an interrupted first load: nothing runs them.
         remove_pin(&paths.jump)?;
         remove_pin(&paths.counters)?;
@@ -173,7 +172,9 @@ pub fn load(pins: &PinDir, req: &LoadRequest<'_>) -> Result<LoadReport, FilterEr
     let compile_time = started.elapsed();
 
     let started = Instant::now();
-    let mut cleanup = Cleanup::new(!exists);
+    // Pins this load creates are removed if it fails before the step that
+    // makes it visible.
+    let mut cleanup = Cleanup::new(true);
     if !paths.counters.exists() {
         cleanup.add(&paths.counters);
     }
@@ -199,6 +200,7 @@ pub fn load(pins: &PinDir, req: &LoadRequest<'_>) -> Result<LoadReport, FilterEr
         // runs the dispatcher.
         jump.set(0, filter_fd, 0)
             .map_err(|e| aya_error("updating the jump table", name, e))?;
+        cleanup.disarm();
         ProgramInfo::from_pin(&paths.program)
             .map_err(|e| aya_error("BPF_OBJ_GET", name, e))?
             .id()
@@ -281,11 +283,19 @@ pub fn info(pins: &PinDir, name: &FilterName) -> Result<FilterInfo, FilterError>
 
 /// Every filter in the pin directory.
 pub fn list(pins: &PinDir) -> Result<Vec<FilterInfo>, FilterError> {
-    pins.names()?
-        .iter()
-        .filter(|n| pins.pins(n).jump.exists())
-        .map(|n| info(pins, n))
-        .collect()
+    let mut all = Vec::new();
+    for name in pins.names()? {
+        if !pins.pins(&name).jump.exists() {
+            continue;
+        }
+        match info(pins, &name) {
+            Ok(info) => all.push(info),
+            // Someone else's pins under a name of ours: not a filter.
+            Err(FilterError::NotPortwall { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(all)
 }
 
 /// A descriptor of the pinned dispatcher, to attach it.
@@ -410,16 +420,67 @@ pub fn sum_counters<T: std::borrow::Borrow<MapData>>(
 /// that name, or if the pin is someone else's program.
 fn existing(pins: &PinDir, name: &FilterName) -> Result<FilterPins, FilterError> {
     let paths = pins.pins(name);
-    if !paths.program.exists() {
+    if !pin_exists(&paths.program)? {
         return Err(FilterError::NotFound {
             name: name.clone(),
             dir: pins.path().to_path_buf(),
         });
     }
-    if !paths.jump.exists() {
-        return Err(FilterError::NotPortwall(paths.program.clone()));
-    }
+    check_ours(&paths)?;
     Ok(paths)
+}
+
+/// Whether something is pinned at `path`; an error when that cannot be
+/// told (the directory is unreadable), rather than a silent "no".
+fn pin_exists(path: &Path) -> Result<bool, FilterError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(FilterError::io("look up", path, e)),
+    }
+}
+
+/// Checks that the pins are a portwall filter's: a cgroup_skb program
+/// with a program array pinned beside it. Anything else under the name
+/// (a map, another kind of program, a directory, a program without its
+/// jump table) belongs to someone else and must not be replaced,
+/// attached or removed.
+fn check_ours(paths: &FilterPins) -> Result<(), FilterError> {
+    let not_ours = |reason: String| FilterError::NotPortwall {
+        path: paths.program.clone(),
+        reason,
+    };
+    if paths.program.is_dir() {
+        return Err(not_ours("it is a directory".into()));
+    }
+    if let Err(e) = kernel::attach::prog_fd_from_pin(&paths.program) {
+        return Err(match e {
+            // Could not open it at all (no permission, say): that is not
+            // a verdict on whose it is.
+            kernel::AttachError::Pin { source, .. } => {
+                FilterError::io("open", &paths.program, source)
+            }
+            e => not_ours(e.to_string()),
+        });
+    }
+    if !paths.jump.exists() {
+        return Err(not_ours("no jump table pinned next to it".into()));
+    }
+    let jump = MapData::from_pin(&paths.jump)
+        .and_then(|m| m.info())
+        .map_err(|e| {
+            not_ours(format!(
+                "{} cannot be opened as a map: {e}",
+                paths.jump.display()
+            ))
+        })?;
+    match jump.map_type() {
+        Ok(aya::maps::MapType::ProgramArray) => Ok(()),
+        other => Err(not_ours(format!(
+            "{} is not a program array but {other:?}",
+            paths.jump.display()
+        ))),
+    }
 }
 
 fn remove_pin(path: &Path) -> Result<(), FilterError> {

@@ -18,6 +18,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// The default bpffs mount point.
@@ -54,8 +55,15 @@ impl PinDir {
         }
         let dir = root.join("portwall");
         if create && !dir.exists() {
-            std::fs::create_dir(&dir).map_err(|e| FilterError::io("create", &dir, e))?;
+            // Only its owner may list or change the filters; another
+            // portwall creating it at the same moment is no error.
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(FilterError::io("create", &dir, e)),
+            }
         }
+        check_ownership(&dir)?;
         Ok(PinDir { dir })
     }
 
@@ -110,6 +118,43 @@ pub struct Lock {
     _file: File,
 }
 
+/// Refuses a pin directory that someone other than this user (or root)
+/// owns, or that others may write to: whoever can write to it can remove
+/// a filter's jump table (its cgroups then drop everything) or put pins
+/// of their own under a filter's name. A freshly mounted bpffs is
+/// world-writable with the sticky bit, so an unprivileged user could
+/// create `portwall` there before root does.
+fn check_ownership(dir: &Path) -> Result<(), FilterError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        // Missing (nothing loaded yet) or unreadable: the operation that
+        // needs it reports that with its own context.
+        Err(_) => return Ok(()),
+    };
+    // SAFETY: geteuid(2) cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let problem = if !meta.is_dir() {
+        Some("it is not a directory".to_string())
+    } else if meta.uid() != euid && meta.uid() != 0 {
+        Some(format!("it belongs to uid {}, not to root", meta.uid()))
+    } else if meta.mode() & 0o022 != 0 {
+        Some(format!(
+            "its mode {:o} lets others change the filters in it",
+            meta.mode() & 0o7777
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(FilterError::UnsafePinDir {
+            path: dir.to_path_buf(),
+            problem,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn is_bpffs(path: &Path) -> bool {
     let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
         return false;
@@ -120,7 +165,9 @@ fn is_bpffs(path: &Path) -> bool {
     ret == 0 && st.f_type as i64 == BPF_FS_MAGIC
 }
 
-/// Mounts a new bpffs instance at `root` (created if missing).
+/// Mounts a new bpffs instance at `root` (created if missing), with mode
+/// 0700 as systemd mounts it: the kernel's default is 1777, which would
+/// let any user create directories in it.
 pub fn mount_bpffs(root: &Path) -> Result<(), FilterError> {
     std::fs::create_dir_all(root).map_err(|e| FilterError::io("create", root, e))?;
     let target = CString::new(root.as_os_str().as_bytes())
@@ -132,7 +179,7 @@ pub fn mount_bpffs(root: &Path) -> Result<(), FilterError> {
             target.as_ptr(),
             c"bpf".as_ptr(),
             0,
-            std::ptr::null(),
+            c"mode=0700".as_ptr().cast(),
         )
     };
     if ret != 0 {

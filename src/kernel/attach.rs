@@ -121,6 +121,22 @@ pub enum AttachError {
         direction: Direction,
     },
 
+    /// The kernel refused, and this process lacks CAP_NET_ADMIN: the
+    /// kernel does not always say EPERM for that (attaching says EINVAL).
+    #[error(
+        "{call} on {path} failed ({source}): this process lacks CAP_NET_ADMIN, which attaching \
+         to cgroups needs: run portwall as root (with sudo)"
+    )]
+    MissingCapability {
+        /// The bpf(2) command.
+        call: &'static str,
+        /// The cgroup.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+
     /// Any other bpf(2) failure on a cgroup.
     #[error("{call} on {path} ({direction}) failed: {source}{}", call_hint(source))]
     Syscall {
@@ -298,6 +314,13 @@ pub fn attach(prog: BorrowedFd<'_>, cgroup: &Path, dir: Direction) -> Result<(),
         path: cgroup.to_path_buf(),
         direction: dir,
     };
+    if !has_net_admin() {
+        return Err(AttachError::MissingCapability {
+            call: "BPF_PROG_ATTACH",
+            path: cgroup.to_path_buf(),
+            source: err,
+        });
+    }
     Err(match err.raw_os_error() {
         // The kernel says EINVAL for a program attached twice, as for a
         // wrong program type: look at the cgroup to tell which.
@@ -328,6 +351,21 @@ pub fn attach(prog: BorrowedFd<'_>, cgroup: &Path, dir: Direction) -> Result<(),
             source: err,
         },
     })
+}
+
+/// Whether this process has CAP_NET_ADMIN in its effective set (from
+/// `/proc/self/status`); `true` when that cannot be read, so that the
+/// kernel's own error is reported instead.
+fn has_net_admin() -> bool {
+    const CAP_NET_ADMIN: u32 = 12;
+    let Ok(status) = fs::read_to_string("/proc/self/status") else {
+        return true;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_none_or(|caps| caps & (1 << CAP_NET_ADMIN) != 0)
 }
 
 /// The cgroup whose programs forbid attaching another to `cgroup` for

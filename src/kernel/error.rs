@@ -106,6 +106,14 @@ fn rejected(name: &str, io_error: &io::Error, log: &str) -> String {
         format!(
             "the kernel refused to load program `{name}` ({io_error}) and wrote no verifier log"
         )
+    } else if let Some(limit) = complexity_limit(log) {
+        // Not a bug: the verifier bounds how much of a program it explores,
+        // and a big enough filter exceeds that.
+        format!(
+            "the filter is too large for the kernel's verifier, which says: {limit} \
+             ({io_error}); make it smaller: see docs/limits.md for the limits (about 8000 \
+             comparisons joined by && or || on one path)"
+        )
     } else {
         // The log is long; the CLI prints it under --verbose.
         format!(
@@ -113,5 +121,42 @@ fn rejected(name: &str, io_error: &io::Error, log: &str) -> String {
              accepts should load, so this is a bug in portwall: please report it with the filter \
              and the verifier's log (run with --verbose to see it)"
         )
+    }
+}
+
+/// The verifier's line saying that a program exceeded one of its
+/// complexity limits (`BPF_COMPLEXITY_LIMIT_JMP_SEQ`, the million
+/// processed instructions, ...), if that is why it refused.
+fn complexity_limit(log: &str) -> Option<&str> {
+    log.lines().map(str::trim).find(|line| {
+        line.contains("is too complex")
+            || line.starts_with("BPF program is too large")
+            || line.contains("too many states")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complexity_limits_are_not_reported_as_bugs() {
+        let e = io::Error::from_raw_os_error(libc::EFAULT);
+        let log = "0: R1=ctx()\n10: (15) if r8 == 0x1fb9 goto pc+7878\n\
+                   The sequence of 8193 jumps is too complex.\nprocessed 8487 insns";
+        let text = rejected("portwall", &e, log);
+        assert!(
+            text.contains("too large for the kernel's verifier"),
+            "{text}"
+        );
+        assert!(
+            text.contains("The sequence of 8193 jumps is too complex."),
+            "{text}"
+        );
+        assert!(!text.contains("bug"), "{text}");
+        let log = "BPF program is too large. Processed 1000001 insn\n";
+        assert!(rejected("p", &e, log).contains("too large for the kernel's verifier"));
+        let other = rejected("p", &e, "0: R1=ctx()\ninvalid access to packet\n");
+        assert!(other.contains("this is a bug in portwall"), "{other}");
     }
 }

@@ -440,3 +440,261 @@ pub fn non_ip(bytes: &[u8]) -> Packet {
         data: bytes.to_vec(),
     }
 }
+
+// ------------------------------------------------------------ odd packets
+//
+// Packets a parser gets wrong: header length fields that lie, headers
+// cut at every byte, extension chains at and past the limit, fragments.
+// The random ones come from the test generators' `Rng`, so a failing case
+// reproduces from its seed.
+
+use super::generate::{PORTS, Rng};
+
+/// IPv4 from [`SRC4`] to [`DST4`] whose header is the plain 20 bytes but
+/// whose IHL field says `ihl_field` (0..=15) words: under 5 is malformed,
+/// over 5 claims options that are really the first bytes of `transport`,
+/// or lie past the end of a short packet. Lengths and checksum are right
+/// for what is there.
+pub fn ipv4_with_ihl_field(ihl_field: u8, proto: u8, transport: &[u8]) -> Packet {
+    assert!(ihl_field <= 15, "IHL {ihl_field} does not fit 4 bits");
+    let mut p = ipv4_with_options(5, proto, transport);
+    p.data[0] = 0x40 | ihl_field;
+    p.data[10..12].fill(0);
+    let checksum = internet_checksum(&p.data[..20]);
+    p.data[10..12].copy_from_slice(&checksum.to_be_bytes());
+    p
+}
+
+/// An 8-byte ICMP (or ICMPv6) header: type, code, zero checksum, and the
+/// "rest of header" an echo request carries (identifier 1, sequence 1).
+pub fn icmp_header(icmp_type: u8, code: u8) -> Vec<u8> {
+    vec![icmp_type, code, 0, 0, 0, 1, 0, 1]
+}
+
+/// Every prefix of `p` from `from` bytes up to its full length, each with
+/// the length fields of the whole packet (as a short capture has them).
+pub fn every_truncation(p: &Packet, from: usize) -> Vec<Packet> {
+    (from..=p.data.len())
+        .map(|n| truncate(p.clone(), n))
+        .collect()
+}
+
+/// The same bytes under another EtherType: an IPv4 packet the kernel
+/// calls IPv6, or the reverse (the EtherType decides, not the version
+/// nibble).
+pub fn with_ethertype(p: Packet, ethertype: u16) -> Packet {
+    Packet {
+        ethertype,
+        data: p.data,
+    }
+}
+
+/// A random IPv6 extension header of any kind, with length fields that
+/// are usually small and sometimes large; a fragment header is first or
+/// non-first at random.
+pub fn random_ext(rng: &mut Rng) -> Ext {
+    let len_units = match rng.below(10) {
+        0..=5 => 0,
+        6..=8 => 1 + rng.below(3) as u8,
+        _ => rng.below(32) as u8,
+    };
+    match rng.below(5) {
+        0 => Ext::HopByHop { len_units },
+        1 => Ext::Routing { len_units },
+        2 => Ext::DestOpts { len_units },
+        3 => Ext::Ah { len_units },
+        _ => Ext::Fragment {
+            offset_units: if rng.chance(60) {
+                0
+            } else {
+                1 + rng.below(0x1fff) as u16
+            },
+            more: rng.chance(50),
+        },
+    }
+}
+
+/// A chain of `count` random extension headers, mixed kinds.
+pub fn random_ext_chain(rng: &mut Rng, count: usize) -> Vec<Ext> {
+    (0..count).map(|_| random_ext(rng)).collect()
+}
+
+/// What comes after the IP headers: a transport header of the packet's
+/// protocol (ports from [`PORTS`]) and a short random payload, or random
+/// bytes for other protocols.
+fn odd_transport(rng: &mut Rng, proto: u8) -> Vec<u8> {
+    let sport = *rng.pick(&PORTS);
+    let dport = *rng.pick(&PORTS);
+    let payload: Vec<u8> = (0..rng.below(24)).map(|_| rng.next() as u8).collect();
+    let mut t = match proto {
+        TCP => tcp_header(sport, dport),
+        UDP => udp_header(sport, dport, &[]),
+        ICMP | ICMPV6 => {
+            let icmp_type = *rng.pick(&[0u8, 3, 8, 11, 128, 129, 135, 136, 255]);
+            icmp_header(icmp_type, rng.below(4) as u8)
+        }
+        _ => Vec::new(),
+    };
+    t.extend(payload);
+    t
+}
+
+fn odd_proto(rng: &mut Rng, v6: bool) -> u8 {
+    let icmp = if v6 { ICMPV6 } else { ICMP };
+    let random = rng.next() as u8;
+    // Mostly the transports filters ask about, and each family's other
+    // ICMP (ICMPv6 in IPv4, ICMP in IPv6), which is not `icmp`.
+    let other_icmp = if v6 { ICMP } else { ICMPV6 };
+    *rng.pick(&[
+        TCP,
+        TCP,
+        UDP,
+        UDP,
+        icmp,
+        icmp,
+        other_icmp,
+        NO_NEXT_HEADER,
+        132,
+        0,
+        44,
+        random,
+    ])
+}
+
+/// A random odd IPv4 packet: IHL 5 to 15 with real options, or an IHL
+/// field under 5 or claiming more than is there; often a fragment (first
+/// or not); often cut short, but never under the 20 bytes the kernel's
+/// test run needs.
+pub fn odd_ipv4(rng: &mut Rng) -> Packet {
+    let proto = odd_proto(rng, false);
+    let transport = odd_transport(rng, proto);
+    let mut p = match rng.below(10) {
+        0..=5 => ipv4_with_options(5, proto, &transport),
+        6 | 7 => ipv4_with_options(6 + rng.below(10) as u8, proto, &transport),
+        _ => ipv4_with_ihl_field(rng.below(16) as u8, proto, &transport),
+    };
+    if rng.chance(25) {
+        let offset = if rng.chance(50) {
+            0
+        } else {
+            1 + rng.below(0x1fff) as u16
+        };
+        p = with_ipv4_fragment(p, offset, rng.chance(50));
+    }
+    let min = 20;
+    if rng.chance(30) && p.data.len() > min {
+        let n = min + rng.below((p.data.len() - min) as u64) as usize;
+        p = truncate(p, n);
+    }
+    p
+}
+
+/// A random odd IPv6 packet: no extension headers, a few, or a chain at
+/// and past the limit of 8 (mixed kinds, AH, fragments first and not);
+/// often cut short, but never under the 40 bytes the kernel's test run
+/// needs.
+pub fn odd_ipv6(rng: &mut Rng) -> Packet {
+    let proto = odd_proto(rng, true);
+    let count = match rng.below(10) {
+        0..=2 => 0,
+        3..=5 => 1 + rng.below(3) as usize,
+        6 => 7 + rng.below(3) as usize,
+        _ => 4 + rng.below(10) as usize,
+    };
+    let exts = random_ext_chain(rng, count);
+    let transport = odd_transport(rng, proto);
+    let mut p = ipv6_with_ext(SRC6, DST6, &exts, proto, &transport);
+    let min = 40;
+    if rng.chance(30) && p.data.len() > min {
+        let n = min + rng.below((p.data.len() - min) as u64) as usize;
+        p = truncate(p, n);
+    }
+    p
+}
+
+/// A random odd packet of either family, sometimes under the other
+/// family's EtherType, sometimes not IP at all. Always long enough for
+/// the kernel's test run.
+pub fn odd_packet(rng: &mut Rng) -> Packet {
+    match rng.below(40) {
+        0..=17 => odd_ipv4(rng),
+        18..=35 => odd_ipv6(rng),
+        36 => {
+            // Padded to the 40 bytes an IPv6 EtherType needs in a test run.
+            let mut p = with_ethertype(odd_ipv4(rng), ETH_P_IPV6);
+            if p.data.len() < 40 {
+                p.data.resize(40, 0);
+            }
+            p
+        }
+        37 => with_ethertype(odd_ipv6(rng), ETH_P_IP),
+        _ => non_ip(
+            &(0..rng.below(80))
+                .map(|_| rng.next() as u8)
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
+
+/// A fixed corpus of the odd cases, each cut at every byte the kernel's
+/// test run accepts: IPv4 with every IHL field value (real options, and
+/// claims past the end), IPv4 fragments first and not, IPv6 with chains
+/// of every kind and of 0 to 10 headers (the limit is 8), IPv6 fragments
+/// first and not, ICMP and ICMPv6.
+pub fn odd_corpus() -> Vec<Packet> {
+    let mut whole = Vec::new();
+    let transports = [
+        (TCP, tcp_header(1024, 80)),
+        (UDP, udp_header(53, 53, &[1, 2, 3, 4])),
+        (ICMP, icmp_header(8, 0)),
+    ];
+    for (proto, t) in &transports {
+        for ihl in 5..=15 {
+            whole.push(ipv4_with_options(ihl, *proto, t));
+        }
+        for ihl in 0..=15 {
+            whole.push(ipv4_with_ihl_field(ihl, *proto, t));
+        }
+        let p = ipv4_with_options(5, *proto, t);
+        whole.push(with_ipv4_fragment(p.clone(), 0, true));
+        whole.push(with_ipv4_fragment(p.clone(), 1, false));
+        whole.push(with_ipv4_fragment(p, 0x1fff, true));
+    }
+    let transports6 = [
+        (TCP, tcp_header(1024, 443)),
+        (UDP, udp_header(5353, 53, &[])),
+        (ICMPV6, icmp_header(128, 0)),
+    ];
+    let kinds = [
+        Ext::HopByHop { len_units: 0 },
+        Ext::Routing { len_units: 1 },
+        Ext::DestOpts { len_units: 0 },
+        Ext::Ah { len_units: 1 },
+        Ext::Ah { len_units: 4 },
+        Ext::Fragment {
+            offset_units: 0,
+            more: true,
+        },
+        Ext::Fragment {
+            offset_units: 7,
+            more: false,
+        },
+    ];
+    for (proto, t) in &transports6 {
+        for count in 0..=10 {
+            // One chain of each kind alone, and one of the kinds mixed.
+            for kind in kinds {
+                whole.push(ipv6_with_ext(SRC6, DST6, &vec![kind; count], *proto, t));
+            }
+            let mixed: Vec<Ext> = (0..count).map(|i| kinds[i % kinds.len()]).collect();
+            whole.push(ipv6_with_ext(SRC6, DST6, &mixed, *proto, t));
+        }
+    }
+    whole
+        .iter()
+        .flat_map(|p| {
+            let min = if p.ethertype == ETH_P_IPV6 { 40 } else { 20 };
+            every_truncation(p, min.min(p.data.len()))
+        })
+        .collect()
+}
