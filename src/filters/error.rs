@@ -30,6 +30,10 @@ pub enum FilterError {
         "{0} exists but is not a portwall filter (no jump table pinned next to it); remove it or pick another name"
     )]
     NotPortwall(PathBuf),
+    #[error(
+        "filter `{0}` cannot be traced: it was loaded by an older portwall; reload it with this version (`portwall load {0} EXPR --replace`, or `systemctl reload portwall@{0}` for a filter `portwall protect` made)"
+    )]
+    NoTraceHook(FilterName),
     #[error("filter `{name}` was loaded for {loaded}, not {requested}")]
     WrongDirection {
         name: FilterName,
