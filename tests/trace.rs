@@ -655,3 +655,29 @@ impl Drop for RemoveFile {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+#[test]
+fn a_ring_buffer_too_small_for_one_record_is_refused() {
+    if !kernel::available("a_ring_buffer_too_small_for_one_record_is_refused") {
+        return;
+    }
+    let fs = PrivateBpffs::mount("trace-small");
+    let pins = PinDir::open(Some(fs.path()), true).unwrap();
+    load(&pins, "web", "tcp", false);
+    // A page cannot hold 32 + 8192 bytes of record and its 8-byte header.
+    let options = Options {
+        snap: 8192,
+        ring_bytes: 4096,
+        ..Options::default()
+    };
+    let err = Tracer::start(&pins, &"web".parse().unwrap(), options)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, TraceError::RingTooSmall { record: 8232, .. }),
+        "{err}"
+    );
+    assert_eq!(portwall::trace::ring_size(1), 4096);
+    assert_eq!(portwall::trace::ring_size(4097), 8192);
+    assert_eq!(portwall::trace::ring_size(3 * 4096), 4 * 4096);
+}

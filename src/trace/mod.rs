@@ -101,6 +101,10 @@ pub enum TraceError {
         "filter `{name}` is already being traced (tracer program {program}); one trace per filter at a time: stop the other `portwall trace {name}` first"
     )]
     Busy { name: FilterName, program: u32 },
+    #[error(
+        "a ring buffer of {ring} bytes cannot hold one record of {record} bytes (--snaplen {snap}): give a larger --buffer or a smaller --snaplen"
+    )]
+    RingTooSmall { ring: u64, record: u64, snap: u32 },
     #[error("{call} failed while tracing `{name}`: {message}")]
     Map {
         call: &'static str,
@@ -141,6 +145,16 @@ pub struct Tracer {
 impl Tracer {
     /// Loads the tracer and puts it in the trace hook of filter `name`.
     pub fn start(pins: &PinDir, name: &FilterName, options: Options) -> Result<Tracer, TraceError> {
+        let ring = ring_size(options.ring_bytes.min(MAX_RING_BYTES));
+        // Each record also carries the ring buffer's 8-byte header.
+        let record = u64::from(record::record_len(options.snap)) + 8;
+        if record > ring {
+            return Err(TraceError::RingTooSmall {
+                ring,
+                record,
+                snap: options.snap,
+            });
+        }
         let hook = filters::trace_hook(pins, name)?;
         let map_error = |call: &'static str, e: &dyn std::fmt::Display| TraceError::Map {
             call,
@@ -307,6 +321,14 @@ impl Drop for Tracer {
     fn drop(&mut self) {
         let _ = self.stop();
     }
+}
+
+/// The size the kernel gives a ring buffer asked to be `bytes` long: a
+/// power-of-two number of pages (aya rounds it so before creating it).
+pub fn ring_size(bytes: u32) -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    u64::from(bytes).div_ceil(page).max(1).next_power_of_two() * page
 }
 
 /// Converts the tracer's `CLOCK_MONOTONIC` times to wall-clock time.

@@ -62,7 +62,7 @@ impl Shown<'_> {
         #[derive(Serialize)]
         struct Json<'a> {
             time: String,
-            time_ns: u128,
+            time_ns: u64,
             cgroup_id: u64,
             cgroup: Option<&'a str>,
             unit: Option<&'a str>,
@@ -74,7 +74,7 @@ impl Shown<'_> {
         }
         let json = Json {
             time: utc_rfc3339(self.time),
-            time_ns: self.time.as_nanos(),
+            time_ns: u64::try_from(self.time.as_nanos()).unwrap_or(u64::MAX),
             cgroup_id: self.event.cgroup_id,
             cgroup: self.cgroup.path.as_deref(),
             unit: self.cgroup.unit.as_deref(),
