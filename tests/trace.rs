@@ -681,3 +681,37 @@ fn a_ring_buffer_too_small_for_one_record_is_refused() {
     assert_eq!(portwall::trace::ring_size(4097), 8192);
     assert_eq!(portwall::trace::ring_size(3 * 4096), 4 * 4096);
 }
+
+#[test]
+fn under_systemd_a_trace_names_the_unit() {
+    let Some(c) = common::systemd::Systemd::boot("under_systemd_a_trace_names_the_unit") else {
+        return;
+    };
+    c.ok("portwall load f 'udp && dst_port == 7001'");
+    // The trace's stderr comes through a fifo: its first line says the
+    // trace is in place, and its end says the trace is over.
+    let out = c.ok("set -e; mkfifo /tmp/err
+        portwall trace f --count 1 >/tmp/out 2>/tmp/err &
+        exec 3</tmp/err
+        read -r first <&3
+        echo \"$first\" >&2
+        systemd-run --quiet --wait --unit sender -p IPEgressFilterPath=/sys/fs/bpf/portwall/f \
+            /usr/bin/python3 -c \"import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    s.sendto(b'x', ('127.0.0.1', 7002))
+except PermissionError:
+    pass\"
+        cat <&3 >&2
+        wait $!
+        cat /tmp/out");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    let rest = rest_of_line(lines[0]);
+    let (before, after) = rest
+        .split_once("127.0.0.1:")
+        .unwrap_or_else(|| panic!("{rest}"));
+    assert_eq!(before, "sender.service egress drop IPv4 ");
+    // A 1-byte datagram: 20 bytes of IPv4, 8 of UDP, 1 of payload.
+    assert!(after.ends_with(" -> 127.0.0.1:7002 udp len 29"), "{rest}");
+}
