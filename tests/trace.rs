@@ -14,7 +14,7 @@ use portwall::lang::ir::Direction;
 use portwall::lang::{check, parse, print};
 use portwall::packet::Packet;
 use portwall::trace::record::Event;
-use portwall::trace::{Mode, Options, TraceError, Tracer};
+use portwall::trace::{Health, Mode, Options, TraceError, Tracer};
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
@@ -714,4 +714,33 @@ except PermissionError:
     assert_eq!(before, "sender.service egress drop IPv4 ");
     // A 1-byte datagram: 20 bytes of IPv4, 8 of UDP, 1 of payload.
     assert!(after.ends_with(" -> 127.0.0.1:7002 udp len 29"), "{rest}");
+}
+
+#[test]
+fn a_tracer_refills_an_emptied_hook_and_notices_an_unload() {
+    if !kernel::available("a_tracer_refills_an_emptied_hook_and_notices_an_unload") {
+        return;
+    }
+    let fs = PrivateBpffs::mount("trace-check");
+    let pins = PinDir::open(Some(fs.path()), true).unwrap();
+    load(&pins, "web", "udp && dst_port == 53", false);
+    let name: FilterName = "web".parse().unwrap();
+    let mut tracer = Tracer::start(&pins, &name, Options::default()).unwrap();
+    assert_eq!(tracer.check().unwrap(), Health::Tracing);
+    let [ours, None] = hook_slots(&pins, "web") else {
+        panic!("drops only: slot 1 stays empty")
+    };
+    // What the kernel's deferred clearing of the hook does.
+    let hook = filters::trace_hook(&pins, &name).unwrap();
+    let mut hook =
+        aya::maps::ProgramArray::try_from(aya::maps::Map::from_map_data(hook).unwrap()).unwrap();
+    hook.clear_index(&0).unwrap();
+    assert_eq!(hook_slots(&pins, "web"), [None, None]);
+    assert_eq!(tracer.check().unwrap(), Health::Refilled);
+    assert_eq!(hook_slots(&pins, "web"), [ours, None]);
+    assert_eq!(verdict(fs.path(), "web", &udp(54)), 0);
+    assert_eq!(events(&mut tracer).len(), 1);
+
+    filters::unload(&pins, &name).unwrap();
+    assert_eq!(tracer.check().unwrap(), Health::Unloaded);
 }
