@@ -9,6 +9,8 @@
 //! - [`eval`]: the reference evaluator, written from the specification.
 //! - [`compiler`]: filter to eBPF instructions, and the ELF object writer.
 //! - [`kernel`]: the thin layer over aya that loads and test-runs programs.
+//! - [`trace`]: `portwall trace`, the packets a filter judges as they
+//!   happen, from a ring buffer.
 //! - [`systemd`]: the loader unit, filter configs, drop-ins and
 //!   `protect`/`unprotect` for systemd services.
 //! - [`cli`]: the `portwall` command line.
@@ -22,3 +24,4 @@ pub mod lang;
 pub mod packet;
 pub mod runner;
 pub mod systemd;
+pub mod trace;

@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod run;
 pub mod systemd;
 pub mod test;
+pub mod trace;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -64,6 +65,7 @@ pub enum Command {
     Protect(systemd::ProtectArgs),
     Unprotect(systemd::UnprotectArgs),
     Apply(systemd::ApplyArgs),
+    Trace(trace::TraceArgs),
 }
 
 /// Runs the command line and returns the process exit status: 0 on
@@ -99,6 +101,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Protect(args) => systemd::protect(&cli.global, args).map(ok)?,
         Command::Unprotect(args) => systemd::unprotect(&cli.global, args).map(ok)?,
         Command::Apply(args) => systemd::apply(&cli.global, args).map(ok)?,
+        Command::Trace(args) => trace::trace(&cli.global, args).map(ok)?,
     })
 }
 

@@ -36,11 +36,15 @@ pub fn object(program: &asm::Program) -> Result<Vec<u8>, CompileError> {
 pub const COUNTERS_MAP: &str = "pw_counters";
 /// The dispatcher's one-slot program array.
 pub const JUMP_MAP: &str = "pw_jump";
+/// The program array of a managed filter's trace hook, which
+/// `portwall trace` fills (see `codegen::counting`).
+pub const TRACE_JUMP_MAP: &str = "pw_tracejmp";
 
 /// A filter as `portwall load` runs it: counting its verdicts in
-/// [`COUNTERS_MAP`] and keeping its description (`meta_name`, an array of
-/// one `meta_size`-byte value) alive. `direction` is the one it will be
-/// attached in, if known.
+/// [`COUNTERS_MAP`], keeping its description (`meta_name`, an array of
+/// one `meta_size`-byte value) alive, and handing its verdicts to a
+/// tracer through [`TRACE_JUMP_MAP`] when one runs. `direction` is the one
+/// it will be attached in, if known.
 pub fn managed_object(
     filter: &Filter,
     direction: Option<crate::lang::ir::Direction>,
@@ -52,6 +56,7 @@ pub fn managed_object(
         counters: asm::MapRef(0),
         direction,
         keep_alive: vec![asm::MapRef(1)],
+        trace: Some(asm::MapRef(2)),
     };
     let program = codegen::generate_with(filter, Some(&counting))?;
     let maps = vec![
@@ -69,6 +74,14 @@ pub fn managed_object(
             key_size: 4,
             value_size: meta_size,
             max_entries: 1,
+            flags: 0,
+        },
+        MapDef {
+            name: TRACE_JUMP_MAP.into(),
+            map_type: map_type::PROG_ARRAY,
+            key_size: 4,
+            value_size: 4,
+            max_entries: codegen::TRACE_SLOTS,
             flags: 0,
         },
     ];

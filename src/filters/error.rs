@@ -35,6 +35,10 @@ pub enum FilterError {
     )]
     UnsafePinDir { path: PathBuf, problem: String },
     #[error(
+        "filter `{0}` cannot be traced: it was loaded by an older portwall; reload it with this version (`portwall load {0} EXPR --replace`, or `systemctl reload portwall@{0}` for a filter `portwall protect` made)"
+    )]
+    NoTraceHook(FilterName),
+    #[error(
         "filter `{name}` was loaded for {loaded} and cannot be attached for {requested} (its local_/remote_ names and counters are resolved for {loaded}); load it for {requested} under another name: `portwall load NAME --direction {requested} ...`"
     )]
     WrongDirection {

@@ -178,10 +178,22 @@ pub fn load(pins: &PinDir, req: &LoadRequest<'_>) -> Result<LoadReport, FilterEr
     if !paths.counters.exists() {
         cleanup.add(&paths.counters);
     }
+    // The trace hook is shared with the running version (a `portwall
+    // trace` keeps working across the replace) through a pin that lives
+    // only for this load; see `pins`.
+    remove_pin(&paths.trace_hook)?;
+    let _unpin_hook = UnpinOnDrop(&paths.trace_hook);
+    if exists && let Some(hook) = running_trace_hook(&paths.jump, name)? {
+        hook.pin(&paths.trace_hook)
+            .map_err(|e| aya_error("pinning the trace hook", name, e))?;
+    }
     let filter = kernel::load_with_pins(
         &elf,
         compiler::PROGRAM_NAME,
-        &[(compiler::COUNTERS_MAP, &paths.counters)],
+        &[
+            (compiler::COUNTERS_MAP, &paths.counters),
+            (compiler::TRACE_JUMP_MAP, &paths.trace_hook),
+        ],
     )?;
     write_meta(&filter, name, &meta)?;
     let filter_fd = filter
@@ -255,7 +267,41 @@ pub fn unload(pins: &PinDir, name: &FilterName) -> Result<(), FilterError> {
     remove_pin(&paths.program)?;
     remove_pin(&paths.jump)?;
     remove_pin(&paths.counters)?;
+    remove_pin(&paths.trace_hook)?;
     Ok(())
+}
+
+/// The trace hook of the filter `name` runs now: the program array
+/// `portwall trace` fills with its tracer (see `codegen::counting`).
+pub fn trace_hook(pins: &PinDir, name: &FilterName) -> Result<MapData, FilterError> {
+    let paths = existing(pins, name)?;
+    running_trace_hook(&paths.jump, name)?.ok_or_else(|| FilterError::NoTraceHook(name.clone()))
+}
+
+/// The trace hook of the program in the jump table, if it has one
+/// (programs loaded before tracing existed do not).
+fn running_trace_hook(jump: &Path, name: &FilterName) -> Result<Option<MapData>, FilterError> {
+    let Some(id) = current_program(jump, name)? else {
+        return Ok(None);
+    };
+    let bpf = |call, source| FilterError::Bpf {
+        call,
+        name: name.clone(),
+        source,
+    };
+    let program = sys::prog_get_fd_by_id(id).map_err(|e| bpf("BPF_PROG_GET_FD_BY_ID", e))?;
+    let map_ids =
+        sys::prog_map_ids(program.as_fd()).map_err(|e| bpf("BPF_OBJ_GET_INFO_BY_FD", e))?;
+    for map_id in map_ids {
+        let map = MapData::from_id(map_id).map_err(|e| aya_error("opening a map", name, e))?;
+        let info = map
+            .info()
+            .map_err(|e| aya_error("reading a map", name, e))?;
+        if info.name_as_str() == Some(compiler::TRACE_JUMP_MAP) {
+            return Ok(Some(map));
+        }
+    }
+    Ok(None)
 }
 
 /// Reads a filter's description and counters from the kernel.
@@ -496,6 +542,15 @@ fn aya_error(call: &'static str, name: &FilterName, e: impl std::fmt::Display) -
         call,
         name: name.clone(),
         message: e.to_string(),
+    }
+}
+
+/// Removes a pin when dropped, whatever happened meanwhile.
+struct UnpinOnDrop<'a>(&'a Path);
+
+impl Drop for UnpinOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
     }
 }
 

@@ -10,6 +10,13 @@
 //! - `NAME@counters`: the per-CPU counters, shared by every version of the
 //!   filter so that they survive a replace.
 //!
+//! A fourth, `NAME@trace`, exists only while `load` runs: the trace hook's
+//! program array (see `codegen::counting`), pinned just long enough for
+//! the new program to share it with the old one. It must not stay pinned:
+//! the kernel empties a program array once no file or pin refers to it,
+//! which is what turns tracing off when `portwall trace` ends, even if it
+//! is killed.
+//!
 //! `@` cannot appear in a filter name, so these never collide.
 
 use super::FilterName;
@@ -38,6 +45,8 @@ pub struct FilterPins {
     pub program: PathBuf,
     pub jump: PathBuf,
     pub counters: PathBuf,
+    /// Where the trace hook is pinned while a load runs (see above).
+    pub trace_hook: PathBuf,
 }
 
 impl PinDir {
@@ -76,6 +85,7 @@ impl PinDir {
             program: self.dir.join(name.as_str()),
             jump: self.dir.join(format!("{name}@jump")),
             counters: self.dir.join(format!("{name}@counters")),
+            trace_hook: self.dir.join(format!("{name}@trace")),
         }
     }
 

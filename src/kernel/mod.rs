@@ -6,6 +6,7 @@ pub mod attach;
 pub mod cgroup;
 mod error;
 mod load;
+pub mod ringbuf;
 pub mod sys;
 mod test_run;
 

@@ -307,6 +307,34 @@ pub fn prog_info(prog: BorrowedFd<'_>) -> io::Result<ProgInfo> {
     })
 }
 
+/// The ids of the maps a program uses (`BPF_OBJ_GET_INFO_BY_FD` with a
+/// map id buffer); `prog` must be a program fd.
+pub fn prog_map_ids(prog: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
+    // The count can only be known by asking; a program's maps are fixed
+    // once it is loaded, so two calls agree.
+    let mut info = ProgInfoPrefix::default();
+    let mut attr = InfoAttr {
+        bpf_fd: raw(prog),
+        info_len: std::mem::size_of::<ProgInfoPrefix>() as u32,
+        info: &mut info as *mut ProgInfoPrefix as u64,
+    };
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    let mut ids = vec![0u32; info.nr_map_ids as usize];
+    let mut info = ProgInfoPrefix {
+        nr_map_ids: ids.len() as u32,
+        map_ids: ids.as_mut_ptr() as u64,
+        ..ProgInfoPrefix::default()
+    };
+    let mut attr = InfoAttr {
+        bpf_fd: raw(prog),
+        info_len: std::mem::size_of::<ProgInfoPrefix>() as u32,
+        info: &mut info as *mut ProgInfoPrefix as u64,
+    };
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    ids.truncate(info.nr_map_ids as usize);
+    Ok(ids)
+}
+
 /// What kind of BPF object an fd refers to, from the anonymous inode's
 /// name the kernel gives it (`prog`, `map`, `link`, ...).
 /// `None` when it is not a BPF object at all.

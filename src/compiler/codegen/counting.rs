@@ -6,6 +6,15 @@
 //! only if the program is preempted between its load and store by another
 //! run of it on the same CPU, which the counters tolerate (they are
 //! statistics, not the verdict).
+//!
+//! A managed filter also hands each verdict to `portwall trace` when one
+//! runs: after counting, it tail-calls slot 0 (drops) or slot 1 (forwards)
+//! of a two-slot program array, with the verdict in `skb->cb[0]`. The
+//! tracer fills the slots while it runs; an empty slot makes the tail call
+//! fall through to the normal return, so with no tracer the hook is one
+//! store and a tail call the JIT turns into a patched direct jump that is
+//! a no-op while the slot is empty. The tracer returns the verdict it was
+//! given, so the hook can never change one.
 
 use super::{Gen, regs};
 use crate::compiler::asm::{AluOp, Cond, Insn, MapRef, Reg, Width};
@@ -14,11 +23,22 @@ use crate::lang::ir::Direction;
 /// `struct __sk_buff` fields the tails read.
 const SKB_LEN: i16 = 0;
 const SKB_INGRESS_IFINDEX: i16 = 36;
+/// `skb->cb[0]`: scratch space the kernel saves and restores around each
+/// cgroup program, so writing it disturbs nothing else.
+pub const SKB_CB0: i16 = 48;
 /// Stack cells kept by the tails: the context, and the map key.
 const CTX_CELL: i16 = -8;
 const KEY_CELL: i16 = -16;
 /// `bpf_map_lookup_elem`.
 const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
+/// `bpf_tail_call`.
+const HELPER_TAIL_CALL: i32 = 12;
+
+/// Slots of the trace hook's program array, by verdict.
+pub const TRACE_SLOT_DROP: u32 = 0;
+pub const TRACE_SLOT_FORWARD: u32 = 1;
+/// Entries in the trace hook's program array.
+pub const TRACE_SLOTS: u32 = 2;
 
 /// Entries in the counters map: (ingress, egress) × (dropped, forwarded).
 pub const COUNTER_SLOTS: u32 = 4;
@@ -43,6 +63,9 @@ pub struct Counting {
     /// Maps the program refers to only so that they live as long as it
     /// does (its description, for `portwall list`).
     pub keep_alive: Vec<MapRef>,
+    /// The program array of the trace hook (see the module comment), if
+    /// the program has one.
+    pub trace: Option<MapRef>,
 }
 
 /// Saves the context pointer: the tails need it after the expression has
@@ -127,6 +150,37 @@ pub(super) fn tails(g: &mut Gen, counting: &Counting) {
         });
     }
     g.bind(out);
+    if let Some(hook) = counting.trace {
+        trace_hook(g, hook, verdict);
+    }
     g.mov(Reg::R0, verdict);
     g.push(Insn::Exit);
+}
+
+/// Tail-calls the tracer's slot for `verdict`, which falls through when
+/// the slot is empty. Each call site has a constant slot number, which
+/// lets the verifier make it a direct jump.
+fn trace_hook(g: &mut Gen, hook: MapRef, verdict: Reg) {
+    g.load(Width::U64, Reg::R1, Reg::R10, CTX_CELL);
+    g.push(Insn::Store {
+        width: Width::U32,
+        base: Reg::R1,
+        off: SKB_CB0,
+        src: verdict.into(),
+    });
+    let forward = g.label("trace_forward");
+    let traced = g.label("traced");
+    g.jump(Cond::Ne, verdict, 0, forward);
+    tail_call(g, hook, TRACE_SLOT_DROP);
+    g.push(Insn::Goto(traced));
+    g.bind(forward);
+    tail_call(g, hook, TRACE_SLOT_FORWARD);
+    g.bind(traced);
+}
+
+/// `bpf_tail_call(ctx, map, slot)`, with the context already in r1.
+fn tail_call(g: &mut Gen, map: MapRef, slot: u32) {
+    g.push(Insn::LoadMap { dst: Reg::R2, map });
+    g.mov(Reg::R3, slot as i32);
+    g.push(Insn::Call(HELPER_TAIL_CALL));
 }

@@ -19,7 +19,9 @@ mod dispatcher;
 mod expr;
 mod headers;
 
-pub use counting::{COUNTER_SLOTS, Counting, counter_key};
+pub use counting::{
+    COUNTER_SLOTS, Counting, SKB_CB0, TRACE_SLOT_DROP, TRACE_SLOT_FORWARD, TRACE_SLOTS, counter_key,
+};
 pub use dispatcher::dispatcher;
 
 use super::asm::{AluOp, Asm, AsmError, Cond, Insn, Label, Operand, Program, Reg, Width};
