@@ -12,7 +12,7 @@
 //! heaviest first (Sethi–Ullman order), so the depth used grows with the
 //! logarithm of the expression's size, not with its nesting.
 
-use super::{CodegenError, Gen, Home, STACK_SIZE, flag_test};
+use super::{CodegenError, Gen, Home, STACK_SIZE, flag_test, sets};
 use crate::compiler::asm::{AluOp, Cond, Insn, Label, Operand, Reg, Width};
 use crate::lang::ir::{BinaryOp, Expr, LogicOp, UnaryOp, Var};
 
@@ -88,7 +88,14 @@ impl ExprGen<'_> {
                 self.jump_if(f, truth, target, d)?;
                 self.g.bind(end);
             }
-            Expr::InSet(..) | Expr::AddrIn(..) => todo!("language v2: set lookups"),
+            Expr::InSet(a, set) => {
+                let value = self.read_only(a, d, SCRATCH_A)?;
+                self.set_test(d, truth, target, |g, hit| sets::int_set(g, value, set, hit))?;
+            }
+            Expr::AddrIn(addr, set) => {
+                let cell = self.g.addr_cell(*addr).expect("addresses are planned");
+                self.set_test(d, truth, target, |g, hit| sets::addr_set(g, cell, set, hit))?;
+            }
             _ => {
                 self.value(e, d)?;
                 let r = self.read(d, SCRATCH_A);
@@ -189,6 +196,54 @@ impl ExprGen<'_> {
                 Home::Stack(_) => None,
             },
             _ => None,
+        }
+    }
+
+    /// Jumps to `target` when `lookup` (which jumps to the label it is
+    /// given on a hit) says `truth`. Set lookups may clobber r0-r5, so the
+    /// slots below `d` that live in registers are saved around them.
+    fn set_test(
+        &mut self,
+        d: usize,
+        truth: bool,
+        target: Label,
+        lookup: impl FnOnce(&mut Gen, Label) -> Result<(), CodegenError>,
+    ) -> Result<(), CodegenError> {
+        let live = d.min(SLOT_REGS.len());
+        let end = self.g.label("end_set");
+        if live == 0 {
+            if truth {
+                lookup(self.g, target)?;
+            } else {
+                lookup(self.g, end)?;
+                self.g.goto(target);
+            }
+            self.g.bind(end);
+            return Ok(());
+        }
+        let hit = self.g.label("in_set");
+        self.spill(live, true);
+        lookup(self.g, hit)?;
+        self.spill(live, false);
+        self.g.goto(if truth { end } else { target });
+        self.g.bind(hit);
+        self.spill(live, false);
+        if truth {
+            self.g.goto(target);
+        }
+        self.g.bind(end);
+        Ok(())
+    }
+
+    /// Saves (`save`) or restores the first `live` slot registers.
+    fn spill(&mut self, live: usize, save: bool) {
+        for (i, r) in SLOT_REGS[..live].iter().enumerate() {
+            let off = self.g.spill + 8 * i as i16;
+            if save {
+                self.g.store(Width::U64, Reg::R10, off, *r);
+            } else {
+                self.g.load(Width::U64, *r, Reg::R10, off);
+            }
         }
     }
 
@@ -455,6 +510,9 @@ fn immediate(e: &Expr) -> Option<i32> {
     }
 }
 
+/// The weight of a set lookup: more than any slot register count.
+const CALL_WEIGHT: usize = SLOT_REGS.len() + 1;
+
 /// Registers an expression needs beyond its result, for evaluation order.
 fn weight(e: &Expr) -> usize {
     match e {
@@ -466,7 +524,10 @@ fn weight(e: &Expr) -> usize {
         }
         Expr::Logic(_, terms) => terms.iter().map(weight).max().unwrap_or(1),
         Expr::Cond(c, t, f) => weight(c).max(weight(t)).max(weight(f)),
-        Expr::InSet(..) | Expr::AddrIn(..) => todo!("language v2: set lookups"),
+        // A lookup may clobber every slot register: evaluated first, it
+        // leaves fewer live registers to save around it.
+        Expr::InSet(a, _) => weight(a).max(CALL_WEIGHT),
+        Expr::AddrIn(..) => CALL_WEIGHT,
     }
 }
 

@@ -18,7 +18,6 @@ mod counting;
 mod dispatcher;
 mod expr;
 mod headers;
-#[allow(dead_code)] // until the expression emitter calls it
 mod sets;
 
 pub use counting::{COUNTER_SLOTS, Counting, counter_key};
@@ -211,6 +210,14 @@ impl Gen {
     /// The addresses the expression reads, with their cells.
     pub fn addr_cells(&self) -> &[(AddrVar, i16)] {
         &self.addrs
+    }
+
+    /// The 16-byte cell holding an address the expression reads.
+    pub fn addr_cell(&self, addr: AddrVar) -> Option<i16> {
+        self.addrs
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, cell)| *cell)
     }
 
     /// Sets an integer variable's home to `src` (a register or an immediate).
