@@ -11,16 +11,27 @@ use super::ir::{self, Expr, Filter, Need, Var};
 /// Checks a parsed filter and lowers it to the `ir`.
 pub fn check(expr: &ast::Expr) -> Result<Filter, Diagnostic> {
     let expr = lower(expr)?;
-    let need = expr
-        .vars()
-        .into_iter()
-        .map(Var::need)
-        .fold(Need::NOTHING, Need::union);
+    let need = need_of(&expr);
     Ok(Filter {
         expr,
         need,
         direction: None,
     })
+}
+
+/// The headers an expression reads: its variables' needs, and the IP
+/// header (with the IPv6 extension chain, like every network need) when it
+/// tests an address.
+pub fn need_of(expr: &Expr) -> Need {
+    let addresses = if expr.addr_vars().is_empty() {
+        Need::NOTHING
+    } else {
+        Need::NETWORK
+    };
+    expr.vars()
+        .into_iter()
+        .map(Var::need)
+        .fold(addresses, Need::union)
 }
 
 fn lower(expr: &ast::Expr) -> Result<Expr, Diagnostic> {
