@@ -55,11 +55,11 @@ fn constant_zero_divisors_are_rejected_where_they_are() {
 fn needs_follow_the_variables_mentioned() {
     use portwall::lang::ir::Need;
     let need = |s: &str| check::check(&parse::parse(s).unwrap()).unwrap().need;
-    assert_eq!(need("1"), Need::Nothing);
-    assert_eq!(need("ip || ipv6"), Need::Nothing);
-    assert_eq!(need("ip && tcp"), Need::Network);
-    assert_eq!(need("icmp"), Need::Network);
-    assert_eq!(need("udp && src_port == 5"), Need::Transport);
+    assert_eq!(need("1"), Need::NOTHING);
+    assert_eq!(need("ip || ipv6"), Need::NOTHING);
+    assert_eq!(need("ip && tcp"), Need::NETWORK);
+    assert_eq!(need("icmp"), Need::NETWORK);
+    assert_eq!(need("udp && src_port == 5"), Need::PORTS);
     // Mentioned counts, even where simplification removes it.
-    assert_eq!(need("0 && dst_port == 1"), Need::Transport);
+    assert_eq!(need("0 && dst_port == 1"), Need::PORTS);
 }
