@@ -1,18 +1,19 @@
-//! The language's second-version constructs in the kernel, from IR built
-//! here (no parser involved): `proto`, `len`, `icmp_type`, `icmp_code`,
-//! integer sets and address prefixes, with verdicts worked out by hand
-//! from the specification (`lang::ir`, README). Each case also runs
-//! through the compiler's register and stack placement, set lookups
-//! inside arithmetic (which save live temporaries) and values that do not
-//! fit an immediate.
+//! The language's second-version constructs, from IR built here (no
+//! parser involved): `proto`, `len`, `icmp_type`, `icmp_code`, integer
+//! sets and address prefixes, with verdicts worked out by hand from the
+//! specification (`lang::ir`, README). Each case runs through the
+//! reference evaluator and the kernel, and through the compiler's register
+//! and stack placement, set lookups inside arithmetic (which save live
+//! temporaries) and values that do not fit an immediate.
 
 mod common;
 
 use common::kernel;
 use common::packets::{self, Ext};
-use portwall::eval::Verdict;
+use portwall::eval::{self, Verdict};
+use portwall::lang::check;
 use portwall::lang::ir::{
-    AddrVar, BinaryOp, Expr, Filter, IntSet, LogicOp, Need, Prefix, PrefixSet, UnaryOp, Var,
+    AddrVar, BinaryOp, Expr, Filter, IntSet, LogicOp, Prefix, PrefixSet, UnaryOp, Var,
 };
 use portwall::packet::Packet;
 use std::net::IpAddr;
@@ -60,20 +61,11 @@ fn addr_in(addr: AddrVar, prefixes: &[&str]) -> Expr {
     Expr::AddrIn(addr, Arc::new(set))
 }
 
-/// The filter the checker would make: needs from the variables, and the
-/// network layer for addresses.
+/// The filter the checker would make.
 fn filter(expr: Expr) -> Filter {
-    let mut need = expr
-        .vars()
-        .into_iter()
-        .map(Var::need)
-        .fold(Need::NOTHING, Need::union);
-    if !expr.addr_vars().is_empty() {
-        need = need.union(Need::NETWORK);
-    }
     Filter {
+        need: check::need_of(&expr),
         expr,
-        need,
         direction: None,
     }
 }
@@ -479,6 +471,19 @@ fn table() -> Vec<Case> {
             F,
         ),
     ]
+}
+
+#[test]
+fn evaluator_follows_the_table() {
+    let failures: Vec<String> = table()
+        .iter()
+        .filter_map(|c| {
+            let got = eval::evaluate(&c.filter, &c.packet).verdict();
+            (got != c.expect)
+                .then(|| format!("{}: expected {:?}, evaluator {got:?}", c.name, c.expect))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
