@@ -501,13 +501,15 @@ fn new_constructs_in_the_kernel() {
     let mut failures = Vec::new();
     for c in &cases {
         assert!(kernel::testable(&c.packet), "{}: packet too short", c.name);
-        let loaded = kernel::load(&c.filter, c.name);
-        let got = kernel::verdict(&loaded, &c.packet);
-        if got != c.expect {
-            failures.push(format!(
-                "{}: expected {:?}, kernel {got:?}",
-                c.name, c.expect
-            ));
+        // Both read paths: see `kernel::load_both`.
+        for (path, loaded) in kernel::load_both(&c.filter, c.name) {
+            let got = kernel::verdict(&loaded, &c.packet);
+            if got != c.expect {
+                failures.push(format!(
+                    "{}: expected {:?}, kernel {got:?} ({path:?} path)",
+                    c.name, c.expect
+                ));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
