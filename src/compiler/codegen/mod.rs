@@ -18,9 +18,11 @@ mod counting;
 mod dispatcher;
 mod expr;
 mod headers;
+mod sets;
 
 pub use counting::{COUNTER_SLOTS, Counting, counter_key};
 pub use dispatcher::dispatcher;
+pub use sets::{SetOptions, SetStrategy, SetTable, TableContents};
 
 use super::asm::{AluOp, Asm, AsmError, Cond, Insn, Label, Operand, Program, Reg, Width};
 use crate::lang::fold::fold;
@@ -56,20 +58,32 @@ pub enum CodegenError {
     TooComplex(usize),
     #[error(transparent)]
     Asm(#[from] AsmError),
+    #[error("cannot build the lookup table of a set: {0}")]
+    Table(#[from] crate::compiler::tables::RangeTableError),
+}
+
+/// A generated program and the tables its set lookups read: table `i` is
+/// the object's map `SetOptions::first_map + i`.
+#[derive(Debug)]
+pub struct Generated {
+    pub program: Program,
+    pub tables: Vec<SetTable>,
 }
 
 /// Compiles a checked filter into a cgroup_skb program (1 = forward, 0 = drop).
-pub fn generate(filter: &Filter) -> Result<Program, CodegenError> {
-    generate_with(filter, None)
+pub fn generate(filter: &Filter, sets: &SetOptions) -> Result<Generated, CodegenError> {
+    generate_with(filter, None, sets)
 }
 
 /// As [`generate`], counting every verdict when `counting` is given.
 pub fn generate_with(
     filter: &Filter,
     counting: Option<&Counting>,
-) -> Result<Program, CodegenError> {
+    sets: &SetOptions,
+) -> Result<Generated, CodegenError> {
     let expr = fold(&filter.expr);
     let mut g = Gen::new();
+    g.sets = sets::SetState::new(sets.clone());
     if counting.is_some() {
         counting::save_context(&mut g);
     }
@@ -81,7 +95,10 @@ pub fn generate_with(
         None => g.tails(),
     }
     g.asm.remove_dead_code();
-    Ok(g.asm.finish()?)
+    Ok(Generated {
+        program: g.asm.finish()?,
+        tables: g.sets.into_tables(),
+    })
 }
 
 /// The code generator's state: the instruction builder and the labels
@@ -95,6 +112,11 @@ pub(crate) struct Gen {
     /// Bytes at the top of the stack frame kept for the tails; expression
     /// temporaries live below them.
     pub reserved_stack: i16,
+    /// Where the 32 bytes set lookups may use as scratch start (relative
+    /// to the frame pointer, 8-byte aligned).
+    pub set_scratch: i16,
+    /// How set lookups are compiled, and the tables they read.
+    pub sets: sets::SetState,
 }
 
 impl Gen {
@@ -106,6 +128,9 @@ impl Gen {
             drop,
             referenced: HashSet::new(),
             reserved_stack: 0,
+            // Below the tails' two cells.
+            set_scratch: -48,
+            sets: sets::SetState::new(SetOptions::default()),
         }
     }
 
