@@ -1,7 +1,11 @@
 //! The filter language's syntax, end to end: precedence, literals, the
-//! canonical printer, diagnostics as users see them, and hostile input.
+//! canonical printer, diagnostics as users see them (the checker's type
+//! errors included), and hostile input.
 
-use portwall::lang::ast::{BinaryOp, Expr, ExprKind, LogicOp, UnaryOp};
+use portwall::lang::ast::{
+    AddrLit, BinaryOp, Expr, ExprKind, IntLit, LogicOp, Member, MemberKind, Set, UnaryOp,
+};
+use portwall::lang::check;
 use portwall::lang::diag::Diagnostic;
 use portwall::lang::lex::source_from_bytes;
 use portwall::lang::parse::{MAX_DEPTH, parse, strip_spans};
@@ -32,6 +36,30 @@ fn full(expr: &Expr) -> String {
             then,
             otherwise,
         } => format!("({} ? {} : {})", full(cond), full(then), full(otherwise)),
+        ExprKind::Addr(addr) => address(addr),
+        ExprKind::In { operand, set, .. } => {
+            let members: Vec<String> = set.members.iter().map(|m| member(&m.kind)).collect();
+            format!("({} in {{{}}})", full(operand), members.join(", "))
+        }
+    }
+}
+
+fn address(addr: &AddrLit) -> String {
+    match addr.prefix {
+        Some(len) => format!("{}/{len}", addr.addr),
+        None => addr.addr.to_string(),
+    }
+}
+
+fn int_lit(v: IntLit) -> String {
+    format!("{}{}", if v.negative { "-" } else { "" }, v.magnitude)
+}
+
+fn member(kind: &MemberKind) -> String {
+    match kind {
+        MemberKind::Int(v) => int_lit(*v),
+        MemberKind::Range(lo, hi) => format!("{}..{}", int_lit(*lo), int_lit(*hi)),
+        MemberKind::Addr(a) => address(a),
     }
 }
 
@@ -107,6 +135,52 @@ const SHAPES: &[(&str, &str)] = &[
         "(tcp && ((dst_port == 80) || (dst_port == 488)))",
     ),
     ("((((x))))", "x"),
+    // `in` binds tighter than every operator, prefix ones included; its
+    // left side is a name, a literal or a parenthesized expression.
+    ("not dst_port in 1..1023", "(!(dst_port in {1..1023}))"),
+    ("!dst_port in 1..1023", "(!(dst_port in {1..1023}))"),
+    ("-x in {1}", "(-(x in {1}))"),
+    ("~x in 0..5", "(~(x in {0..5}))"),
+    ("dst_port + 1 in {80}", "(dst_port + (1 in {80}))"),
+    ("(dst_port + 1) in {80}", "((dst_port + 1) in {80})"),
+    ("a & b in {1}", "(a & (b in {1}))"),
+    ("x in {1} == y in {2}", "((x in {1}) == (y in {2}))"),
+    (
+        "x in {1} && y in {2} || z",
+        "(((x in {1}) && (y in {2})) || z)",
+    ),
+    ("(x in {1}) in {0}", "((x in {1}) in {0})"),
+    (
+        "a ? x in {1} : y in 1..2",
+        "(a ? (x in {1}) : (y in {1..2}))",
+    ),
+    // Sets: any spacing, a trailing comma, empty, negative members.
+    (
+        "dst_port in {53, 80, 443, 8000..8080}",
+        "(dst_port in {53, 80, 443, 8000..8080})",
+    ),
+    ("x in {1 , 2 ,}", "(x in {1, 2})"),
+    ("x in {}", "(x in {})"),
+    ("x in { }", "(x in {})"),
+    ("x in -5..-1", "(x in {-5..-1})"),
+    ("x in {- 5, 0x10..020}", "(x in {-5, 16..16})"),
+    // Addresses and prefixes.
+    (
+        "dst_ip in {10.0.0.0/8, 192.168.0.0/16, fd00::/8, ::1}",
+        "(dst_ip in {10.0.0.0/8, 192.168.0.0/16, fd00::/8, ::1})",
+    ),
+    ("dst_ip == 10.0.0.1", "(dst_ip == 10.0.0.1)"),
+    (
+        "10.0.0.1 == src_ip && dst_ip != ::ffff:10.0.0.1",
+        "((10.0.0.1 == src_ip) && (dst_ip != ::ffff:10.0.0.1))",
+    ),
+    ("dst_ip == 2001:DB8:0:0:0:0:0:1", "(dst_ip == 2001:db8::1)"),
+    ("dst_ip == ::", "(dst_ip == ::)"),
+    ("x == 10.0.0.0 / 8", "(x == (10.0.0.0 / 8))"),
+    // The first language's `?:` written without spaces still lexes as
+    // before, although `1:2:3` looks a little like an IPv6 address.
+    ("c ? d ? 1:2:3", "(c ? (d ? 1 : 2) : 3)"),
+    ("c?d?e:f:0", "(c ? (d ? e : f) : 0)"),
 ];
 
 #[test]
@@ -185,6 +259,18 @@ fn printer_is_canonical() {
         print(&parsed("(a ? b : c) ? - -d : e")),
         "(a ? b : c) ? -(-d) : e"
     );
+    assert_eq!(
+        print(&parsed(
+            "not dst_port in {1 .. 1023} and dst_ip in {FD00::/8,10.0.0.0/8,}"
+        )),
+        "!dst_port in 1..1023 && dst_ip in {fd00::/8, 10.0.0.0/8}"
+    );
+    assert_eq!(
+        print(&parsed("!((dst_port - 1) in {0x50})")),
+        "!(dst_port - 1) in {80}"
+    );
+    assert_eq!(print(&parsed("x in {1..5}")), "x in 1..5");
+    assert_eq!(print(&parsed("x in {1..5, 7}")), "x in {1..5, 7}");
 }
 
 /// SplitMix64: a fixed seed gives the same cases on every run and machine.
@@ -239,9 +325,9 @@ const BINARY: [BinaryOp; 16] = [
 fn random_tree(rng: &mut Rng, depth: usize) -> Expr {
     let sub = |rng: &mut Rng| Box::new(random_tree(rng, depth.saturating_sub(1)));
     let choice = if depth == 0 {
-        rng.below(2)
+        rng.below(3)
     } else {
-        rng.below(8)
+        rng.below(10)
     };
     let kind = match choice {
         0 => {
@@ -252,7 +338,13 @@ fn random_tree(rng: &mut Rng, depth: usize) -> Expr {
             let any = rng.next();
             ExprKind::Int(rng.pick(&[0, 1, 53, 0o755, u64::MAX, any]))
         }
-        2 | 3 => ExprKind::Unary {
+        2 => ExprKind::Addr(random_address(rng)),
+        3 | 8 => ExprKind::In {
+            operand: sub(rng),
+            in_span: Span::default(),
+            set: random_set(rng),
+        },
+        9 => ExprKind::Unary {
             op: rng.pick(&UNARY),
             op_span: Span::default(),
             operand: sub(rng),
@@ -278,6 +370,57 @@ fn random_tree(rng: &mut Rng, depth: usize) -> Expr {
         },
     };
     node(kind)
+}
+
+fn random_address(rng: &mut Rng) -> AddrLit {
+    let texts = [
+        "10.0.0.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "::",
+        "::1",
+        "fd00::",
+        "2001:db8::1",
+        "::ffff:10.0.0.1",
+        "fe80::1:2:3:4",
+    ];
+    let addr: std::net::IpAddr = rng.pick(&texts).parse().unwrap();
+    let bits = if addr.is_ipv4() { 33 } else { 129 };
+    let prefix = match rng.below(3) {
+        0 => None,
+        _ => Some(rng.below(bits) as u8),
+    };
+    AddrLit { addr, prefix }
+}
+
+fn random_int_lit(rng: &mut Rng) -> IntLit {
+    let any = rng.next();
+    IntLit {
+        negative: rng.below(4) == 0,
+        magnitude: rng.pick(&[0, 1, 80, 1023, u64::MAX, any]),
+    }
+}
+
+/// Any set the parser could produce (types are the checker's business).
+fn random_set(rng: &mut Rng) -> Set {
+    let count = rng.pick(&[0, 1, 1, 2, 5]);
+    let members = (0..count)
+        .map(|_| {
+            let kind = match rng.below(3) {
+                0 => MemberKind::Int(random_int_lit(rng)),
+                1 => MemberKind::Range(random_int_lit(rng), random_int_lit(rng)),
+                _ => MemberKind::Addr(random_address(rng)),
+            };
+            Member {
+                kind,
+                span: Span::default(),
+            }
+        })
+        .collect();
+    Set {
+        members,
+        span: Span::default(),
+    }
 }
 
 #[test]
@@ -413,18 +556,19 @@ fn diagnostic_characters_outside_the_language() {
             "  |",
             "1 | tcp, udp",
             "  |    ^",
-            "  = help: combine conditions with `&&` or `||`",
+            "  = help: combine conditions with `&&` or `||`; commas separate the members of \
+             a set, as in `dst_port in {80, 443}`",
         ],
     );
     assert_renders(
         "{tcp}",
         &[
-            "error: unexpected character `{`",
+            "error: expected an expression, found `{`",
             " --> filter:1:1",
             "  |",
             "1 | {tcp}",
             "  | ^",
-            "  = help: group with `(` and `)`",
+            "  = help: a set or range can only follow `in`, as in `dst_port in {80, 443}`",
         ],
     );
     assert_renders(
@@ -446,7 +590,8 @@ fn diagnostic_characters_outside_the_language() {
             "  |",
             "1 | dst_port[0]",
             "  |         ^",
-            "  = help: group with `(` and `)`",
+            "  = help: group with `(` and `)`; sets are written `{...}`, as in \
+             `dst_port in {80, 443}`",
         ],
     );
     // Columns count characters, so the caret is under the `≥`.
@@ -717,6 +862,454 @@ fn diagnostic_structure() {
 }
 
 #[test]
+fn diagnostic_sets_and_ranges() {
+    assert_renders(
+        "x in 80",
+        &[
+            "error: expected a set such as `{80, 443}` or a range such as `1..1023`, found `80`",
+            " --> filter:1:6",
+            "  |",
+            "1 | x in 80",
+            "  |      ^^",
+            "  = help: a set is written in braces, even with one member: `{80}`",
+        ],
+    );
+    assert_renders(
+        "dst_ip in 10.0.0.0/8",
+        &[
+            "error: expected a set such as `{80, 443}` or a range such as `1..1023`, \
+             found `10.0.0.0/8`",
+            " --> filter:1:11",
+            "  |",
+            "1 | dst_ip in 10.0.0.0/8",
+            "  |           ^^^^^^^^^^",
+            "  = help: a set is written in braces, even with one member: `{10.0.0.0/8}`",
+        ],
+    );
+    assert_renders(
+        "dst_port in {80, 443",
+        &[
+            "error: unclosed `{`",
+            " --> filter:1:13",
+            "  |",
+            "1 | dst_port in {80, 443",
+            "  |             ^",
+            "  = help: the filter ends before this `{` is closed",
+        ],
+    );
+    assert_renders(
+        "dst_port in {80 443}",
+        &[
+            "error: expected `,` or `}`, found `443`",
+            " --> filter:1:17",
+            "  |",
+            "1 | dst_port in {80 443}",
+            "  |                 ^^^",
+            "  = help: members of the set at 1:13 are separated by `,`",
+        ],
+    );
+    assert_renders(
+        "dst_port in {80, tcp}",
+        &[
+            "error: expected a number, range or address, found `tcp`",
+            " --> filter:1:18",
+            "  |",
+            "1 | dst_port in {80, tcp}",
+            "  |                  ^^^",
+            "  = help: set members are literals: numbers, ranges, addresses and prefixes",
+        ],
+    );
+    assert_renders(
+        "x in {1..}",
+        &[
+            "error: expected a number to end the range, found `}`",
+            " --> filter:1:10",
+            "  |",
+            "1 | x in {1..}",
+            "  |          ^",
+            "  = help: a range is two numbers around `..`, as in `1..1023` (the `..` at 1:8)",
+        ],
+    );
+    assert_renders(
+        "dst_port == 1..5",
+        &[
+            "error: unexpected `..`",
+            " --> filter:1:14",
+            "  |",
+            "1 | dst_port == 1..5",
+            "  |              ^^",
+            "  = help: a range can only follow `in`, as in `dst_port in 1..1023`",
+        ],
+    );
+    assert_renders(
+        "x in {1} in {2}",
+        &[
+            "error: unexpected `in`",
+            " --> filter:1:10",
+            "  |",
+            "1 | x in {1} in {2}",
+            "  |          ^^",
+            "  = help: `in` binds tighter than every operator and its left side is a name, a \
+             literal or a parenthesized expression: write `(a in b) in c`",
+        ],
+    );
+    assert_renders(
+        "x in {1.5}",
+        &[
+            "error: unexpected character `.`",
+            " --> filter:1:8",
+            "  |",
+            "1 | x in {1.5}",
+            "  |        ^",
+            "  = help: numbers are integers, and names have no fields",
+        ],
+    );
+}
+
+#[test]
+fn diagnostic_addresses() {
+    assert_renders(
+        "dst_ip == 10.0.0.256",
+        &[
+            "error: invalid IPv4 address `10.0.0.256`",
+            " --> filter:1:11",
+            "  |",
+            "1 | dst_ip == 10.0.0.256",
+            "  |           ^^^^^^^^^^",
+            "  = help: an IPv4 address is four numbers from 0 to 255 separated by `.`, \
+             without leading zeros",
+        ],
+    );
+    assert_renders(
+        "dst_ip == fd00::1::2",
+        &[
+            "error: invalid IPv6 address `fd00::1::2`",
+            " --> filter:1:11",
+            "  |",
+            "1 | dst_ip == fd00::1::2",
+            "  |           ^^^^^^^^^^",
+            "  = help: an IPv6 address is eight groups of 1 to 4 hex digits separated by `:`, \
+             where one `::` stands for a run of zero groups",
+        ],
+    );
+    // Without `::`, a run with colons may be the first language's `?:`.
+    assert_renders(
+        "dst_ip == 2001:db8:1",
+        &[
+            "error: unexpected `:`",
+            " --> filter:1:15",
+            "  |",
+            "1 | dst_ip == 2001:db8:1",
+            "  |               ^",
+            "  = help: if this is an IPv6 address, it is not a valid one: eight groups of hex \
+             digits separated by `:`, or fewer with one `::`",
+        ],
+    );
+    assert_renders(
+        "dst_ip in {10.0.0.0/33}",
+        &[
+            "error: prefix length /33 is too long for an IPv4 address",
+            " --> filter:1:20",
+            "  |",
+            "1 | dst_ip in {10.0.0.0/33}",
+            "  |                    ^^^",
+            "  = help: IPv4 prefix lengths are /0 to /32",
+        ],
+    );
+    assert_renders(
+        "dst_ip in {fd00::/129}",
+        &[
+            "error: prefix length /129 is too long for an IPv6 address",
+            " --> filter:1:18",
+            "  |",
+            "1 | dst_ip in {fd00::/129}",
+            "  |                  ^^^^",
+            "  = help: IPv6 prefix lengths are /0 to /128",
+        ],
+    );
+    assert_renders(
+        "dst_ip in {10.0.0.1..10.0.0.9}",
+        &[
+            "error: address ranges are not supported",
+            " --> filter:1:20",
+            "  |",
+            "1 | dst_ip in {10.0.0.1..10.0.0.9}",
+            "  |                    ^^",
+            "  = help: write the addresses as prefixes, such as `10.0.0.0/24`",
+        ],
+    );
+}
+
+/// The checker's rendered diagnostic for `source`, which must parse.
+fn type_error(source: &str) -> String {
+    let expr = parsed(source);
+    match check::check(&expr) {
+        Ok(filter) => panic!("{source:?} checked as {:?}", filter.expr),
+        Err(error) => error.render(source, "filter"),
+    }
+}
+
+fn assert_type_error(source: &str, lines: &[&str]) {
+    assert_eq!(type_error(source), lines.join("\n") + "\n", "{source:?}");
+}
+
+const ONLY_COMPARED: &str = "  = help: addresses can only be tested with `==`, `!=` and `in`, \
+                             as in `dst_ip in {10.0.0.0/8}`";
+const ADDRESS_VARIABLES: &str =
+    "  = help: addresses are compared with `src_ip`, `dst_ip`, `local_ip` or `remote_ip`";
+const WRITE_AN_ADDRESS: &str = "  = help: write an address such as `10.0.0.1` or `2001:db8::1`";
+
+#[test]
+fn diagnostic_types_arithmetic_on_addresses() {
+    assert_type_error(
+        "dst_ip + 1",
+        &[
+            "error: cannot use `+` on an address",
+            " --> filter:1:1",
+            "  |",
+            "1 | dst_ip + 1",
+            "  | ^^^^^^",
+            ONLY_COMPARED,
+        ],
+    );
+    assert_type_error(
+        "tcp && src_ip < 10.0.0.1",
+        &[
+            "error: cannot use `<` on an address",
+            " --> filter:1:8",
+            "  |",
+            "1 | tcp && src_ip < 10.0.0.1",
+            "  |        ^^^^^^",
+            ONLY_COMPARED,
+        ],
+    );
+    assert_type_error(
+        "!dst_ip",
+        &[
+            "error: cannot use `!` on an address",
+            " --> filter:1:2",
+            "  |",
+            "1 | !dst_ip",
+            "  |  ^^^^^^",
+            ONLY_COMPARED,
+        ],
+    );
+    assert_type_error(
+        "dst_ip == 10.0.0.0 / 8",
+        &[
+            "error: cannot use `/` on an address",
+            " --> filter:1:11",
+            "  |",
+            "1 | dst_ip == 10.0.0.0 / 8",
+            "  |           ^^^^^^^^",
+            "  = help: a prefix length follows the address without spaces: `10.0.0.0/8`",
+        ],
+    );
+}
+
+#[test]
+fn diagnostic_types_comparisons() {
+    assert_type_error(
+        "dst_ip == 80",
+        &[
+            "error: cannot compare the address `dst_ip` with an integer",
+            " --> filter:1:11",
+            "  |",
+            "1 | dst_ip == 80",
+            "  |           ^^",
+            WRITE_AN_ADDRESS,
+        ],
+    );
+    assert_type_error(
+        "dst_port + 1 != remote_ip",
+        &[
+            "error: `remote_ip` needs to know the direction of the packets",
+            " --> filter:1:17",
+            "  |",
+            "1 | dst_port + 1 != remote_ip",
+            "  |                 ^^^^^^^^^",
+            "  = help: `remote_ip` is `dst_ip` on egress and `src_ip` on ingress: give \
+             `--direction ingress` or `--direction egress` (in a filter config, \
+             `direction = ingress` or `egress`)",
+        ],
+    );
+    assert_type_error(
+        "80 == dst_ip",
+        &[
+            "error: cannot compare an integer with the address `dst_ip`",
+            " --> filter:1:1",
+            "  |",
+            "1 | 80 == dst_ip",
+            "  | ^^",
+            WRITE_AN_ADDRESS,
+        ],
+    );
+    assert_type_error(
+        "dst_port == 10.0.0.1",
+        &[
+            "error: cannot compare an integer with an address",
+            " --> filter:1:13",
+            "  |",
+            "1 | dst_port == 10.0.0.1",
+            "  |             ^^^^^^^^",
+            ADDRESS_VARIABLES,
+        ],
+    );
+    assert_type_error(
+        "dst_ip == src_ip",
+        &[
+            "error: cannot compare two addresses of the packet",
+            " --> filter:1:11",
+            "  |",
+            "1 | dst_ip == src_ip",
+            "  |           ^^^^^^",
+            "  = help: compare each with an address literal, as in `dst_ip == 10.0.0.1`",
+        ],
+    );
+    assert_type_error(
+        "10.0.0.1 != 10.0.0.2",
+        &[
+            "error: cannot compare two address literals",
+            " --> filter:1:1",
+            "  |",
+            "1 | 10.0.0.1 != 10.0.0.2",
+            "  | ^^^^^^^^",
+            ADDRESS_VARIABLES,
+        ],
+    );
+    assert_type_error(
+        "dst_ip == 10.0.0.0/8",
+        &[
+            "error: `==` compares with one address, not a prefix",
+            " --> filter:1:11",
+            "  |",
+            "1 | dst_ip == 10.0.0.0/8",
+            "  |           ^^^^^^^^^^",
+            "  = help: use `in` to match a prefix: `dst_ip in {10.0.0.0/8}`",
+        ],
+    );
+    assert_type_error(
+        "fd00::/8 != src_ip",
+        &[
+            "error: `!=` compares with one address, not a prefix",
+            " --> filter:1:1",
+            "  |",
+            "1 | fd00::/8 != src_ip",
+            "  | ^^^^^^^^",
+            "  = help: use `in` to match a prefix: `src_ip in {fd00::/8}`",
+        ],
+    );
+}
+
+#[test]
+fn diagnostic_types_addresses_as_values() {
+    assert_type_error(
+        "tcp && dst_ip",
+        &[
+            "error: `dst_ip` is an address, not a condition",
+            " --> filter:1:8",
+            "  |",
+            "1 | tcp && dst_ip",
+            "  |        ^^^^^^",
+            ONLY_COMPARED,
+        ],
+    );
+    assert_type_error(
+        "10.0.0.1 || tcp",
+        &[
+            "error: the address `10.0.0.1` is not a condition",
+            " --> filter:1:1",
+            "  |",
+            "1 | 10.0.0.1 || tcp",
+            "  | ^^^^^^^^",
+            ONLY_COMPARED,
+        ],
+    );
+    assert_type_error(
+        "(tcp ? src_ip : 0) in {1}",
+        &[
+            "error: `src_ip` is an address, not an integer",
+            " --> filter:1:8",
+            "  |",
+            "1 | (tcp ? src_ip : 0) in {1}",
+            "  |        ^^^^^^",
+            ONLY_COMPARED,
+        ],
+    );
+}
+
+#[test]
+fn diagnostic_types_sets() {
+    assert_type_error(
+        "dst_port in {53, 10.0.0.1}",
+        &[
+            "error: an integer's set cannot hold an address",
+            " --> filter:1:18",
+            "  |",
+            "1 | dst_port in {53, 10.0.0.1}",
+            "  |                  ^^^^^^^^",
+            ADDRESS_VARIABLES,
+        ],
+    );
+    assert_type_error(
+        "dst_ip in {10.0.0.0/8, 80}",
+        &[
+            "error: `dst_ip` is an address, so its set cannot hold the integer 80",
+            " --> filter:1:24",
+            "  |",
+            "1 | dst_ip in {10.0.0.0/8, 80}",
+            "  |                        ^^",
+            "  = help: write addresses or prefixes, such as `10.0.0.1` or `fd00::/8`",
+        ],
+    );
+    assert_type_error(
+        "src_ip in 1..2",
+        &[
+            "error: `src_ip` is an address, so its set cannot hold the range 1..2",
+            " --> filter:1:11",
+            "  |",
+            "1 | src_ip in 1..2",
+            "  |           ^^^^",
+            "  = help: write addresses or prefixes, such as `10.0.0.1` or `fd00::/8`",
+        ],
+    );
+    assert_type_error(
+        "10.0.0.1 in {10.0.0.0/8}",
+        &[
+            "error: cannot test an address literal with `in`",
+            " --> filter:1:1",
+            "  |",
+            "1 | 10.0.0.1 in {10.0.0.0/8}",
+            "  | ^^^^^^^^",
+            "  = help: test an address variable, as in `dst_ip in {10.0.0.0/8}`; `in` binds \
+             tighter than `==`, so `dst_ip == 10.0.0.1 in {...}` tests the literal",
+        ],
+    );
+    assert_type_error(
+        "dst_port in {1, 1023..1}",
+        &[
+            "error: empty range: 1023 is above 1",
+            " --> filter:1:17",
+            "  |",
+            "1 | dst_port in {1, 1023..1}",
+            "  |                 ^^^^^^^",
+            "  = help: write the smaller bound first: `1..1023` (both bounds are included)",
+        ],
+    );
+    assert_type_error(
+        "len in -1..-5",
+        &[
+            "error: empty range: -1 is above -5",
+            " --> filter:1:8",
+            "  |",
+            "1 | len in -1..-5",
+            "  |        ^^^^^^",
+            "  = help: write the smaller bound first: `-5..-1` (both bounds are included)",
+        ],
+    );
+}
+
+#[test]
 fn diagnostic_nesting() {
     let source = format!("{}x", "(".repeat(600));
     assert_renders(
@@ -773,7 +1366,34 @@ fn check_spans(source: &str, expr: &Expr, parent: Span) {
     assert_eq!(strip_spans(&parsed(text)), strip_spans(expr), "{text:?}");
     let here = expr.span;
     match &expr.kind {
-        ExprKind::Int(_) | ExprKind::Name(_) => {}
+        ExprKind::Int(_) | ExprKind::Name(_) | ExprKind::Addr(_) => {}
+        ExprKind::In {
+            operand,
+            in_span,
+            set,
+        } => {
+            assert_eq!(&source[in_span.start..in_span.end], "in");
+            check_spans(source, operand, here);
+            assert!(operand.span.end <= in_span.start && in_span.end <= set.span.start);
+            // Parentheses around the whole test are in its span only.
+            assert!(set.span.end <= here.end, "{source:?}");
+            let mut after = set.span.start;
+            for m in &set.members {
+                assert!(after <= m.span.start && m.span.end <= set.span.end);
+                after = m.span.end;
+                // A member's text is the member, whatever the spacing.
+                let text: String = source[m.span.start..m.span.end]
+                    .lines()
+                    .map(|line| line.split('#').next().unwrap_or(""))
+                    .flat_map(str::split_whitespace)
+                    .collect();
+                let written = parsed(&format!("x in {{{text}}}"));
+                let ExprKind::In { set: again, .. } = &written.kind else {
+                    panic!("{text:?}")
+                };
+                assert_eq!(again.members[0].kind, m.kind, "{text:?}");
+            }
+        }
         ExprKind::Unary {
             op,
             op_span,
@@ -871,12 +1491,62 @@ const PIECES: &[&str] = &[
     ";",
     "é",
     "\u{0}",
+    "in",
+    "{",
+    "}",
+    "..",
+    ",",
+    "1..5",
+    "10.0.0.1",
+    "10.0.0.0/8",
+    "fd00::/8",
+    "::1",
+    "::",
+    "1.2.3",
+    "10.0.0.0/33",
+    "1:2",
+    "fd00::1::2",
 ];
 
 /// Pieces that can start an operand, and pieces that can follow one.
-const OPERANDS: &[&str] = &["tcp", "x", "53", "0x1f", "(", "!", "-", "not", "~"];
+const OPERANDS: &[&str] = &[
+    "tcp", "x", "53", "0x1f", "(", "!", "-", "not", "~", "10.0.0.1", "::1", "fd00::/8",
+];
 const OPERATORS: &[&str] = &[
-    ")", "*", "-", "+", "<<", "<", ">=", "==", "!=", "&", "^", "|", "&&", "||", "or", "?", ":",
+    ")",
+    "*",
+    "-",
+    "+",
+    "<<",
+    "<",
+    ">=",
+    "==",
+    "!=",
+    "&",
+    "^",
+    "|",
+    "&&",
+    "||",
+    "or",
+    "?",
+    ":",
+    "in {53, -1..9, 10.0.0.0/8,}",
+    "in 1..5",
+    "in {}",
+];
+/// Pieces after which an operator comes.
+const COMPLETE: &[&str] = &[
+    "tcp",
+    "x",
+    "53",
+    "0x1f",
+    ")",
+    "10.0.0.1",
+    "::1",
+    "fd00::/8",
+    "in {53, -1..9, 10.0.0.0/8,}",
+    "in 1..5",
+    "in {}",
 ];
 
 #[test]
@@ -897,7 +1567,7 @@ fn random_token_soups_never_panic() {
             };
             // After a leaf or `)` comes an operator; after anything else
             // (prefix operators and `(` included), an operand.
-            want_operand = !matches!(piece, "tcp" | "x" | "53" | "0x1f" | ")");
+            want_operand = !COMPLETE.contains(&piece);
             source.push_str(piece);
             source.push_str(rng.pick(&["", " ", " ", "\n", "\t"]));
         }
@@ -926,7 +1596,7 @@ fn random_token_soups_never_panic() {
 #[test]
 fn random_bytes_never_panic() {
     let mut rng = Rng(0x0062_7974_6573);
-    let interesting = b"()!~-+*/%<>=&|^?:, #\n\t09xaA_uLz\xe2\x89\xa5\xff";
+    let interesting = b"()!~-+*/%<>=&|^?:, #\n\t09xaA_uLz\xe2\x89\xa5\xff{}..::in/";
     for _ in 0..20_000 {
         let len = rng.below(40);
         let bytes: Vec<u8> = (0..len)

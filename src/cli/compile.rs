@@ -1,6 +1,6 @@
 //! `portwall compile`: a filter to an eBPF object file or a listing.
 
-use super::input::FilterArgs;
+use super::input::{DirectionArg, FilterArgs};
 use crate::compiler;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -27,6 +27,9 @@ pub struct CompileArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
 
+    #[command(flatten)]
+    pub direction: DirectionArg,
+
     /// Where to write the result (required for objects; listings default to stdout).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -38,7 +41,7 @@ pub struct CompileArgs {
 
 pub fn run(args: &CompileArgs) -> Result<()> {
     let source = args.filter.require()?;
-    let (_, filter) = source.check()?;
+    let (_, filter) = source.check_with(args.direction.direction)?;
     let program = compiler::compile(&filter)?;
     match args.emit {
         Emit::Asm => {

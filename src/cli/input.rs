@@ -1,7 +1,8 @@
 //! Where a filter expression comes from: the command line or `-f FILE`.
 
 use crate::lang::diag::Diagnostic;
-use crate::lang::{self, ir::Filter};
+use crate::lang::ir::{Direction, Filter};
+use crate::lang::{self};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::fmt;
@@ -22,6 +23,16 @@ pub struct FilterArgs {
     /// Read the expression from FILE instead ('-' for standard input).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
+}
+
+/// `--direction`, for commands that check a filter without loading it.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DirectionArg {
+    /// The direction the filter is for: resolves `local_port`, `remote_port`,
+    /// `local_ip` and `remote_ip` (local is the source on egress, the
+    /// destination on ingress).
+    #[arg(long, value_name = "ingress|egress")]
+    pub direction: Option<Direction>,
 }
 
 /// A filter's text and where it came from, kept for error messages.
@@ -93,10 +104,20 @@ impl FilterSource {
         }
     }
 
-    /// Parses and checks the filter; errors come back rendered.
+    /// Parses and checks the filter for no particular direction; errors
+    /// come back rendered.
     pub fn check(&self) -> Result<(crate::lang::ast::Expr, Filter), FilterError> {
+        self.check_with(None)
+    }
+
+    /// Parses and checks the filter for `direction`, which the
+    /// direction-aware names need; errors come back rendered.
+    pub fn check_with(
+        &self,
+        direction: Option<Direction>,
+    ) -> Result<(crate::lang::ast::Expr, Filter), FilterError> {
         let ast = lang::parse::parse(&self.text).map_err(|d| self.error(&d))?;
-        let filter = lang::check::check(&ast).map_err(|d| self.error(&d))?;
+        let filter = lang::check::check_with(&ast, direction).map_err(|d| self.error(&d))?;
         Ok((ast, filter))
     }
 

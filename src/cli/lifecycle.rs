@@ -28,7 +28,9 @@ pub struct LoadArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
 
-    /// The direction the filter will be attached in (default: either).
+    /// The direction the filter will be attached in (default: either); a
+    /// filter that uses local_*/remote_* names needs one, and can then only
+    /// be attached in that direction.
     #[arg(long, value_name = "ingress|egress")]
     pub direction: Option<Direction>,
 
@@ -105,7 +107,7 @@ pub struct StatsArgs {
 
 pub fn load(global: &Global, args: &LoadArgs) -> Result<()> {
     let source = args.filter.require()?;
-    let (ast, filter) = source.check()?;
+    let (ast, filter) = source.check_with(args.direction)?;
     let pins = PinDir::open(global.bpffs.as_deref(), true)?;
     let report = filters::load(
         &pins,

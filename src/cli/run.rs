@@ -68,7 +68,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     }
     let mut checked = Vec::new();
     for (direction, source) in &sources {
-        let (ast, filter) = source.check()?;
+        let (ast, filter) = source.check_with(Some(*direction))?;
         checked.push((*direction, filter, source.text.as_str(), print::print(&ast)));
     }
     let spec = RunSpec {

@@ -126,7 +126,7 @@ pub fn protect(global: &Global, args: &ProtectArgs) -> Result<()> {
             text: text.clone(),
             origin: format!("--{direction}"),
         };
-        source.check()?;
+        source.check_with(Some(direction))?;
         let name = unit::filter_name(&base, direction).map_err(anyhow::Error::msg)?;
         filters.push(FilterSpec {
             name,

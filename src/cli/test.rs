@@ -1,7 +1,7 @@
 //! `portwall test`: a filter's verdict on packets, from the reference
 //! evaluator or from the kernel running the compiled program.
 
-use super::input::{FilterArgs, FilterSource};
+use super::input::{DirectionArg, FilterArgs, FilterSource};
 use crate::eval::{self, Outcome, Verdict};
 use crate::packet::{Packet, capture, hex, samples, summary};
 use crate::{compiler, kernel};
@@ -26,6 +26,9 @@ pub struct TestArgs {
     /// The filter (default with --samples: the example filter).
     #[command(flatten)]
     pub filter: FilterArgs,
+
+    #[command(flatten)]
+    pub direction: DirectionArg,
 
     /// A raw IP packet in hex (repeatable).
     #[arg(long = "hex", value_name = "HEX")]
@@ -81,7 +84,7 @@ pub fn run(args: &TestArgs) -> Result<bool> {
         }
         None => bail!("no filter given: pass EXPR (e.g. 'tcp && dst_port == 80') or -f FILE"),
     };
-    let (_, filter) = source.check()?;
+    let (_, filter) = source.check_with(args.direction.direction)?;
     let packets = packets(args)?;
 
     let loaded = if args.kernel {

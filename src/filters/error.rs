@@ -30,7 +30,9 @@ pub enum FilterError {
         "{0} exists but is not a portwall filter (no jump table pinned next to it); remove it or pick another name"
     )]
     NotPortwall(PathBuf),
-    #[error("filter `{name}` was loaded for {loaded}, not {requested}")]
+    #[error(
+        "filter `{name}` was loaded for {loaded} and cannot be attached for {requested} (its local_/remote_ names and counters are resolved for {loaded}); load it for {requested} under another name: `portwall load NAME --direction {requested} ...`"
+    )]
     WrongDirection {
         name: FilterName,
         loaded: crate::lang::ir::Direction,

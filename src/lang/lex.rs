@@ -6,18 +6,33 @@
 //! rather than a generic "unexpected character". The words `and`, `or` and
 //! `not` lex as the operators `&&`, `||` and `!`.
 //!
+//! Address literals are recognized before anything else: at a character
+//! that can start one (`0-9a-fA-F:`), the lexer looks at the longest run
+//! of hex digits, `:` and `.` (up to a `..`). A run with two or more `:`
+//! is an IPv6 address, one with no `:` and at least two `.` that starts
+//! with a digit an IPv4 address; anything else lexes as before, so
+//! `1..1023` is `1`, `..`, `1023` and `dst_port` is a name. A run with
+//! `:` that is not an IPv6 address and has no `::` is left to the old
+//! rules too, because the first language allowed `c ? d ? 1:2:3`. An
+//! address directly followed by `/` and digits takes them as its prefix
+//! length.
+//!
 //! Tokens are produced on demand by [`Lexer::next_token`], so the parser
 //! reports errors in source order: a bad character after a syntax error is
 //! never reached. [`tokenize`] collects them all.
 
+use super::ast::AddrLit;
 use super::diag::Diagnostic;
 use super::span::Span;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What a token is. Its spelling is `&source[span]` (see [`Token::text`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TokenKind {
     /// An integer literal and its value; suffixes such as `ul` are dropped.
     Int(u64),
+    /// An IPv4 or IPv6 address, with its prefix length if one follows.
+    Addr(AddrLit),
     /// A name such as `dst_port`, not yet resolved.
     Name,
     /// `!` or `not`
@@ -68,6 +83,16 @@ pub enum TokenKind {
     LParen,
     /// `)`
     RParen,
+    /// `in`
+    In,
+    /// `..`
+    DotDot,
+    /// `{`
+    LBrace,
+    /// `}`
+    RBrace,
+    /// `,`
+    Comma,
 }
 
 /// One token and where it was written.
@@ -148,10 +173,13 @@ impl<'s> Lexer<'s> {
         let Some(&first) = self.source.as_bytes().get(start) else {
             return Ok(None);
         };
-        let (kind, len) = match first {
-            b'0'..=b'9' => self.number(start)?,
-            b'a'..=b'z' | b'A'..=b'Z' | b'_' => self.word(start),
-            _ => self.punctuation(start)?,
+        let (kind, len) = match self.address(start)? {
+            Some(address) => address,
+            None => match first {
+                b'0'..=b'9' => self.number(start)?,
+                b'a'..=b'z' | b'A'..=b'Z' | b'_' => self.word(start),
+                _ => self.punctuation(start)?,
+            },
         };
         self.pos = start + len;
         Ok(Some(Token {
@@ -185,9 +213,89 @@ impl<'s> Lexer<'s> {
             "and" => TokenKind::AndAnd,
             "or" => TokenKind::OrOr,
             "not" => TokenKind::Not,
+            "in" => TokenKind::In,
             _ => TokenKind::Name,
         };
         (kind, len)
+    }
+
+    /// An address literal starting at `start`, if there is one (see the
+    /// module documentation for the rule).
+    fn address(&self, start: usize) -> Result<Option<(TokenKind, usize)>, Diagnostic> {
+        let bytes = self.source.as_bytes();
+        if !(bytes[start].is_ascii_hexdigit() || bytes[start] == b':') {
+            return Ok(None);
+        }
+        let run = bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_hexdigit() || **b == b':' || **b == b'.')
+            .count();
+        let text = &self.source[start..start + run];
+        // `a..b` with addresses is not an address; stopping at `..` lets
+        // the parser say that address ranges are written as prefixes.
+        let text = text.find("..").map_or(text, |i| &text[..i]);
+        let colons = text.bytes().filter(|b| *b == b':').count();
+        let dots = text.bytes().filter(|b| *b == b'.').count();
+        let addr = if colons >= 2 {
+            match text.parse::<Ipv6Addr>() {
+                Ok(addr) => IpAddr::V6(addr),
+                Err(_) if text.contains("::") => {
+                    return Err(Diagnostic::new(
+                        format!("invalid IPv6 address `{text}`"),
+                        span(start, text.len()),
+                    )
+                    .with_help(
+                        "an IPv6 address is eight groups of 1 to 4 hex digits separated by \
+                         `:`, where one `::` stands for a run of zero groups",
+                    ));
+                }
+                Err(_) => return Ok(None),
+            }
+        } else if colons == 0 && dots >= 2 && bytes[start].is_ascii_digit() {
+            match text.parse::<Ipv4Addr>() {
+                Ok(addr) => IpAddr::V4(addr),
+                Err(_) => {
+                    return Err(Diagnostic::new(
+                        format!("invalid IPv4 address `{text}`"),
+                        span(start, text.len()),
+                    )
+                    .with_help(
+                        "an IPv4 address is four numbers from 0 to 255 separated by `.`, \
+                         without leading zeros",
+                    ));
+                }
+            }
+        } else {
+            return Ok(None);
+        };
+        let mut len = text.len();
+        let mut prefix = None;
+        let slash = start + len;
+        if bytes.get(slash) == Some(&b'/') && bytes.get(slash + 1).is_some_and(u8::is_ascii_digit) {
+            let digits = bytes[slash + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            let written = &self.source[slash + 1..slash + 1 + digits];
+            let (family, bits) = match addr {
+                IpAddr::V4(_) => ("IPv4", 32),
+                IpAddr::V6(_) => ("IPv6", 128),
+            };
+            let length = written
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= bits)
+                .ok_or_else(|| {
+                    Diagnostic::new(
+                        format!("prefix length /{written} is too long for an {family} address"),
+                        span(slash, 1 + digits),
+                    )
+                    .with_help(format!("{family} prefix lengths are /0 to /{bits}"))
+                })?;
+            prefix = Some(length);
+            len += 1 + digits;
+        }
+        Ok(Some((TokenKind::Addr(AddrLit { addr, prefix }), len)))
     }
 
     fn number(&self, start: usize) -> Result<(TokenKind, usize), Diagnostic> {
@@ -209,6 +317,10 @@ impl<'s> Lexer<'s> {
         let third = rest.get(2).copied().unwrap_or(0);
         let token = match (rest[0], second) {
             (b'(', _) => (LParen, 1),
+            (b'{', _) => (LBrace, 1),
+            (b'}', _) => (RBrace, 1),
+            (b',', _) => (Comma, 1),
+            (b'.', b'.') => (DotDot, 2),
             (b')', _) => (RParen, 1),
             (b'?', _) => (Question, 1),
             (b':', _) => (Colon, 1),
@@ -260,13 +372,6 @@ impl<'s> Lexer<'s> {
             (b'&', _) => (Amp, 1),
             (b'^', _) => (Caret, 1),
             (b'|', _) => (Pipe, 1),
-            (b',', _) => {
-                return Err(Diagnostic::new(
-                    "the comma operator is not part of the filter language",
-                    span(start, 1),
-                )
-                .with_help("combine conditions with `&&` or `||`"));
-            }
             _ => return Err(self.unexpected_character(start)),
         };
         Ok(token)
@@ -289,7 +394,10 @@ impl<'s> Lexer<'s> {
             _ if c.is_whitespace() => {
                 "only spaces, tabs and line breaks may separate tokens".to_string()
             }
-            '{' | '}' | '[' | ']' => "group with `(` and `)`".to_string(),
+            '[' | ']' => {
+                "group with `(` and `)`; sets are written `{...}`, as in `dst_port in {80, 443}`"
+                    .to_string()
+            }
             ';' => "a filter is a single expression, with no `;`".to_string(),
             '.' => "numbers are integers, and names have no fields".to_string(),
             '"' | '\'' => {
@@ -550,11 +658,6 @@ mod tests {
                 (0, 2),
             ),
             (
-                "a, b",
-                "the comma operator is not part of the filter language",
-                (1, 2),
-            ),
-            (
                 "a // c",
                 "`//` does not start a comment in a filter",
                 (2, 4),
@@ -562,7 +665,7 @@ mod tests {
             ("a ≥ 1", "unexpected character `≥`", (2, 5)),
             ("a\u{a0}", "unexpected character U+00A0", (1, 3)),
             ("a\u{0}", "unexpected character U+0000", (1, 2)),
-            ("{", "unexpected character `{`", (0, 1)),
+            ("[", "unexpected character `[`", (0, 1)),
         ] {
             assert_eq!(
                 error(text),
@@ -570,6 +673,131 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    fn addr(text: &str, prefix: Option<u8>) -> TokenKind {
+        Addr(AddrLit {
+            addr: text.parse().unwrap(),
+            prefix,
+        })
+    }
+
+    #[test]
+    fn addresses_and_prefixes() {
+        assert_eq!(
+            kinds("10.0.0.1 192.168.0.0/16 ::1 fd00::/8 ::ffff:10.0.0.1 2001:db8::1/128 ::"),
+            [
+                addr("10.0.0.1", None),
+                addr("192.168.0.0", Some(16)),
+                addr("::1", None),
+                addr("fd00::", Some(8)),
+                addr("::ffff:10.0.0.1", None),
+                addr("2001:db8::1", Some(128)),
+                addr("::", None),
+            ]
+        );
+        // A prefix needs the `/` right after the address; otherwise it divides.
+        assert_eq!(
+            kinds("10.0.0.0 / 8"),
+            [addr("10.0.0.0", None), Slash, Int(8)]
+        );
+        assert_eq!(kinds("10.0.0.0/x"), [addr("10.0.0.0", None), Slash, Name]);
+        let source = "dst_ip == fe80::1/64";
+        let tokens = tokenize(source).unwrap();
+        assert_eq!(tokens[2].span, Span::new(10, 20));
+    }
+
+    #[test]
+    fn ranges_sets_and_in() {
+        assert_eq!(
+            kinds("dst_port in {53, 8000..8080,} -5..-1 0x10..0x20"),
+            [
+                Name,
+                In,
+                LBrace,
+                Int(53),
+                Comma,
+                Int(8000),
+                DotDot,
+                Int(8080),
+                Comma,
+                RBrace,
+                Minus,
+                Int(5),
+                DotDot,
+                Minus,
+                Int(1),
+                Int(16),
+                DotDot,
+                Int(32)
+            ]
+        );
+        assert_eq!(kinds("inx in_ IN"), [Name, Name, Name]);
+        // Address ranges stop at `..`, for the parser to reject.
+        assert_eq!(
+            kinds("10.0.0.1..10.0.0.9"),
+            [addr("10.0.0.1", None), DotDot, addr("10.0.0.9", None)]
+        );
+    }
+
+    #[test]
+    fn names_with_hex_letters_and_first_language_colons() {
+        assert_eq!(kinds("dead_beef fd"), [Name, Name]);
+        // `c ? d ? 1:2:3` was valid before addresses existed and still is.
+        assert_eq!(
+            kinds("c ? d ? 1:2:3"),
+            [
+                Name,
+                Question,
+                Name,
+                Question,
+                Int(1),
+                Colon,
+                Int(2),
+                Colon,
+                Int(3)
+            ]
+        );
+        assert_eq!(kinds("a?b:c"), [Name, Question, Name, Colon, Name]);
+    }
+
+    #[test]
+    fn bad_addresses() {
+        for (text, message, at) in [
+            ("10.0.0.256", "invalid IPv4 address `10.0.0.256`", (0, 10)),
+            ("10.0.0", "invalid IPv4 address `10.0.0`", (0, 6)),
+            ("010.0.0.1", "invalid IPv4 address `010.0.0.1`", (0, 9)),
+            (
+                "x == 1.2.3.4.5",
+                "invalid IPv4 address `1.2.3.4.5`",
+                (5, 14),
+            ),
+            ("fd00::1::2", "invalid IPv6 address `fd00::1::2`", (0, 10)),
+            ("::12345", "invalid IPv6 address `::12345`", (0, 7)),
+            (
+                "10.0.0.0/33",
+                "prefix length /33 is too long for an IPv4 address",
+                (8, 11),
+            ),
+            (
+                "::/129",
+                "prefix length /129 is too long for an IPv6 address",
+                (2, 6),
+            ),
+            (
+                "::/99999999999",
+                "prefix length /99999999999 is too long for an IPv6 address",
+                (2, 14),
+            ),
+        ] {
+            assert_eq!(
+                error(text),
+                (message.to_string(), Span::new(at.0, at.1)),
+                "{text}"
+            );
+        }
+        // One dot is a number followed by a stray `.`.
+        assert_eq!(error("1.5").0, "unexpected character `.`");
     }
 
     #[test]

@@ -5,9 +5,16 @@
 //! ```text
 //! expr    = binary [ "?" expr ":" expr ]       `?:` nests to the right
 //! binary  = operand { infix operand }          `||` 1, `&&` 2, `|` 3 ... `*` 10
-//! operand = { "!" | "~" | "-" | "+" } primary  (`not` is `!`)
-//! primary = integer | name | "(" expr ")"
+//! operand = { "!" | "~" | "-" | "+" } primary [ "in" set ]  (`not` is `!`)
+//! primary = integer | name | address | "(" expr ")"
+//! set     = "{" [ member { "," member } [ "," ] ] "}" | range
+//! member  = int | range | address                 address: `10.0.0.0/8`, `fd00::1`
+//! range   = int ".." int                           int: [ "-" ] integer
 //! ```
+//!
+//! `in` binds tighter than every operator, prefix ones included: its left
+//! side is a primary, so `!dst_port in 1..1023` is `!(dst_port in
+//! 1..1023)` and `x + 1 in s` is `x + (1 in s)`.
 //!
 //! The parser does not recurse. It reads operands and operators in turn
 //! and keeps its state on explicit stacks: per nesting level (the whole
@@ -20,7 +27,7 @@
 //! which do recurse, are safe too. Long flat chains (`tcp || udp || ...`)
 //! are read in linear time into a single `Logic` node.
 
-use super::ast::{BinaryOp, Expr, ExprKind, LogicOp, UnaryOp};
+use super::ast::{BinaryOp, Expr, ExprKind, IntLit, LogicOp, Member, MemberKind, Set, UnaryOp};
 use super::diag::{Diagnostic, position_of};
 use super::lex::{Lexer, Token, TokenKind};
 use super::span::Span;
@@ -54,6 +61,22 @@ pub fn strip_spans(expr: &Expr) -> Expr {
     let kind = match &expr.kind {
         ExprKind::Int(value) => ExprKind::Int(*value),
         ExprKind::Name(name) => ExprKind::Name(name.clone()),
+        ExprKind::Addr(addr) => ExprKind::Addr(*addr),
+        ExprKind::In { operand, set, .. } => ExprKind::In {
+            operand: Box::new(strip_spans(operand)),
+            in_span: none,
+            set: Set {
+                members: set
+                    .members
+                    .iter()
+                    .map(|m| Member {
+                        kind: m.kind,
+                        span: none,
+                    })
+                    .collect(),
+                span: none,
+            },
+        },
         ExprKind::Unary { op, operand, .. } => ExprKind::Unary {
             op: *op,
             op_span: none,
@@ -362,7 +385,13 @@ impl<'s> Parser<'s> {
         let kind = match token.kind {
             TokenKind::Int(value) => ExprKind::Int(value),
             TokenKind::Name => ExprKind::Name(token.text(self.source).to_string()),
+            TokenKind::Addr(addr) => ExprKind::Addr(addr),
             TokenKind::LParen => return self.open(Opener::Paren(token.span), token.span),
+            TokenKind::LBrace | TokenKind::DotDot => {
+                return Err(self.expected("an expression").with_help(
+                    "a set or range can only follow `in`, as in `dst_port in {80, 443}`",
+                ));
+            }
             _ => return Err(self.expected("an expression")),
         };
         self.bump()?;
@@ -373,7 +402,160 @@ impl<'s> Parser<'s> {
             },
             height: 1,
         };
-        self.apply_prefixes(leaf)
+        self.after_primary(leaf)
+    }
+
+    /// Reads `in set` after a primary, if it follows, then applies the
+    /// prefix operators: `in` binds tighter than they do.
+    fn after_primary(&mut self, node: Node) -> Result<Next, Diagnostic> {
+        let node = match self.current {
+            Some(token) if token.kind == TokenKind::In => {
+                self.bump()?;
+                let set = self.set()?;
+                let height = checked_height(node.height + 1, token.span)?;
+                let span = node.expr.span.to(set.span);
+                let kind = ExprKind::In {
+                    operand: Box::new(node.expr),
+                    in_span: token.span,
+                    set,
+                };
+                Node {
+                    expr: Expr { kind, span },
+                    height,
+                }
+            }
+            _ => node,
+        };
+        self.apply_prefixes(node)
+    }
+
+    /// The right side of `in`: a set in braces or a bare range.
+    fn set(&mut self) -> Result<Set, Diagnostic> {
+        const WHAT: &str = "a set such as `{80, 443}` or a range such as `1..1023`";
+        let open = match self.current {
+            Some(token) if token.kind == TokenKind::LBrace => token.span,
+            _ => {
+                let member = self.member(WHAT)?;
+                if let MemberKind::Range(..) = member.kind {
+                    return Ok(Set {
+                        span: member.span,
+                        members: vec![member],
+                    });
+                }
+                return Err(Diagnostic::new(
+                    format!("expected {WHAT}, found `{}`", member.kind),
+                    member.span,
+                )
+                .with_help(format!(
+                    "a set is written in braces, even with one member: `{{{}}}`",
+                    member.kind
+                )));
+            }
+        };
+        self.bump()?;
+        let mut members = Vec::new();
+        loop {
+            match self.current {
+                None => {
+                    return Err(Diagnostic::new("unclosed `{`", open)
+                        .with_help("the filter ends before this `{` is closed"));
+                }
+                Some(token) if token.kind == TokenKind::RBrace => {
+                    self.bump()?;
+                    return Ok(Set {
+                        members,
+                        span: open.to(token.span),
+                    });
+                }
+                Some(_) => {}
+            }
+            members.push(self.member("a number, range or address")?);
+            match self.current.map(|t| t.kind) {
+                Some(TokenKind::Comma) => self.bump()?,
+                Some(TokenKind::RBrace) => {}
+                None => {
+                    return Err(Diagnostic::new("unclosed `{`", open)
+                        .with_help("the filter ends before this `{` is closed"));
+                }
+                Some(_) => {
+                    return Err(self.expected("`,` or `}`").with_help(format!(
+                        "members of the set at {} are separated by `,`",
+                        self.position(open)
+                    )));
+                }
+            }
+        }
+    }
+
+    /// One member of a set; `what` names what was expected, for the error.
+    fn member(&mut self, what: &str) -> Result<Member, Diagnostic> {
+        if let Some(token) = self.current
+            && let TokenKind::Addr(addr) = token.kind
+        {
+            self.bump()?;
+            if let Some(next) = self.current
+                && next.kind == TokenKind::DotDot
+            {
+                return Err(
+                    Diagnostic::new("address ranges are not supported", next.span)
+                        .with_help("write the addresses as prefixes, such as `10.0.0.0/24`"),
+                );
+            }
+            return Ok(Member {
+                kind: MemberKind::Addr(addr),
+                span: token.span,
+            });
+        }
+        let (lo, lo_span) = self.int_lit(what)?;
+        let Some(dots) = self.current.filter(|t| t.kind == TokenKind::DotDot) else {
+            return Ok(Member {
+                kind: MemberKind::Int(lo),
+                span: lo_span,
+            });
+        };
+        self.bump()?;
+        let (hi, hi_span) = self.int_lit("a number to end the range").map_err(|e| {
+            if e.help.is_none() {
+                e.with_help(format!(
+                    "a range is two numbers around `..`, as in `1..1023` (the `..` at {})",
+                    self.position(dots.span)
+                ))
+            } else {
+                e
+            }
+        })?;
+        Ok(Member {
+            kind: MemberKind::Range(lo, hi),
+            span: lo_span.to(hi_span),
+        })
+    }
+
+    /// An integer literal with an optional leading `-`.
+    fn int_lit(&mut self, what: &str) -> Result<(IntLit, Span), Diagnostic> {
+        let mut negative = None;
+        if let Some(token) = self.current
+            && token.kind == TokenKind::Minus
+        {
+            negative = Some(token.span);
+            self.bump()?;
+        }
+        match self.current {
+            Some(token) if matches!(token.kind, TokenKind::Int(_)) => {
+                let TokenKind::Int(magnitude) = token.kind else {
+                    unreachable!("matched above")
+                };
+                self.bump()?;
+                let lit = IntLit {
+                    negative: negative.is_some(),
+                    magnitude,
+                };
+                Ok((lit, negative.unwrap_or(token.span).to(token.span)))
+            }
+            Some(token) if token.kind == TokenKind::Name => Err(self
+                .expected(what)
+                .with_help("set members are literals: numbers, ranges, addresses and prefixes")),
+            _ => Err(self.expected(what)),
+        }
     }
 
     /// Wraps a primary in the prefix operators read before it.
@@ -436,7 +618,7 @@ impl<'s> Parser<'s> {
             return match opener {
                 Opener::Paren(open) => {
                     node.expr.span = open.to(token.span);
-                    self.apply_prefixes(node)
+                    self.after_primary(node)
                 }
                 Opener::Middle { cond, question } => {
                     self.frame().arms.push((cond, question, node));
@@ -463,6 +645,41 @@ impl<'s> Parser<'s> {
     /// The error for `token` after a complete operand where it neither
     /// continues the expression nor closes the current level.
     fn misplaced(&self, token: Token) -> Diagnostic {
+        let unexpected =
+            || Diagnostic::new(format!("unexpected {}", self.describe(token)), token.span);
+        match token.kind {
+            TokenKind::Comma => {
+                return Diagnostic::new(
+                    "the comma operator is not part of the filter language",
+                    token.span,
+                )
+                .with_help(
+                    "combine conditions with `&&` or `||`; commas separate the members of a \
+                     set, as in `dst_port in {80, 443}`",
+                );
+            }
+            TokenKind::In => {
+                return unexpected().with_help(
+                    "`in` binds tighter than every operator and its left side is a name, a \
+                     literal or a parenthesized expression: write `(a in b) in c`",
+                );
+            }
+            TokenKind::DotDot => {
+                return unexpected()
+                    .with_help("a range can only follow `in`, as in `dst_port in 1..1023`");
+            }
+            TokenKind::LBrace => {
+                return unexpected()
+                    .with_help("a set can only follow `in`, as in `dst_port in {80, 443}`");
+            }
+            TokenKind::Colon if self.glued_colon(token) => {
+                return unexpected().with_help(
+                    "if this is an IPv6 address, it is not a valid one: eight groups of hex \
+                     digits separated by `:`, or fewer with one `::`",
+                );
+            }
+            _ => {}
+        }
         match self.open.last() {
             None if token.kind == TokenKind::RParen => Diagnostic::new("unmatched `)`", token.span)
                 .with_help("remove it, or add the `(` it should close"),
@@ -486,6 +703,16 @@ impl<'s> Parser<'s> {
             )),
             Some((Opener::Middle { question, .. }, _)) => self.missing_colon(*question),
         }
+    }
+
+    /// Whether a `:` touches hex digits on both sides, as in a mistyped
+    /// IPv6 address (`2001:db8:1`).
+    fn glued_colon(&self, token: Token) -> bool {
+        let bytes = self.source.as_bytes();
+        let before = token.span.start.checked_sub(1).map(|i| bytes[i]);
+        let after = bytes.get(token.span.end).copied();
+        before.is_some_and(|b| b.is_ascii_hexdigit())
+            && after.is_some_and(|b| b.is_ascii_hexdigit())
     }
 
     fn missing_colon(&self, question: Span) -> Diagnostic {

@@ -21,14 +21,21 @@
 //!     (`(a ? b : c) + 1`, `(a ? b : c) ? d : e`); branches never need them,
 //!     as `?:` nests to the right (`a ? b : c ? d : e`);
 //!   - a `-` or `+` whose operand is the same sign, which would otherwise
-//!     read as the `--` or `++` the language rejects: `-(-x)`.
+//!     read as the `--` or `++` the language rejects: `-(-x)`;
+//!   - the left side of `in` unless it is a name or a literal, since `in`
+//!     binds tighter than every operator: `(dst_port + 1) in {80}`, while
+//!     `!dst_port in 1..1023` is `!(dst_port in 1..1023)`.
+//! - Sets are `{a, b, lo..hi}` with `, ` between members and no trailing
+//!   comma; a set of exactly one range is written bare, `lo..hi`, the
+//!   same tree as `{lo..hi}`. Addresses are written in the standard form
+//!   (`fd00::1`, `::ffff:10.0.0.1`), with the prefix length as written.
 //!
 //! The printer expects trees the parser can produce: names that are names,
 //! `Logic` nodes with at least two terms, and at most
 //! [`MAX_DEPTH`](super::parse::MAX_DEPTH) levels, as it recurses once per
 //! level.
 
-use super::ast::{Expr, ExprKind, UnaryOp};
+use super::ast::{Expr, ExprKind, MemberKind, Set, UnaryOp};
 use std::fmt::Write;
 
 /// The canonical text of `expr`; `parse(&print(e))` gives back `e`'s tree.
@@ -50,7 +57,10 @@ fn precedence(expr: &Expr) -> u8 {
         ExprKind::Logic { op, .. } => op.precedence(),
         ExprKind::Binary { op, .. } => op.precedence(),
         ExprKind::Unary { .. } => PREFIX,
-        ExprKind::Int(_) | ExprKind::Name(_) => PREFIX + 1,
+        // `in` binds tighter than prefix operators, like a primary.
+        ExprKind::Int(_) | ExprKind::Name(_) | ExprKind::Addr(_) | ExprKind::In { .. } => {
+            PREFIX + 1
+        }
     }
 }
 
@@ -61,6 +71,18 @@ fn write_expr(out: &mut String, expr: &Expr) {
             let _ = write!(out, "{value}");
         }
         ExprKind::Name(name) => out.push_str(name),
+        ExprKind::Addr(addr) => {
+            let _ = write!(out, "{addr}");
+        }
+        ExprKind::In { operand, set, .. } => {
+            let primary = matches!(
+                operand.kind,
+                ExprKind::Int(_) | ExprKind::Name(_) | ExprKind::Addr(_)
+            );
+            write_operand(out, operand, !primary);
+            out.push_str(" in ");
+            write_set(out, set);
+        }
         ExprKind::Unary { op, operand, .. } => {
             out.push_str(op.symbol());
             let doubled_sign = matches!(op, UnaryOp::Neg | UnaryOp::Plus)
@@ -101,6 +123,23 @@ fn write_expr(out: &mut String, expr: &Expr) {
             write_expr(out, otherwise);
         }
     }
+}
+
+fn write_set(out: &mut String, set: &Set) {
+    if let [member] = set.members.as_slice()
+        && let MemberKind::Range(..) = member.kind
+    {
+        let _ = write!(out, "{}", member.kind);
+        return;
+    }
+    out.push('{');
+    for (i, member) in set.members.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "{}", member.kind);
+    }
+    out.push('}');
 }
 
 fn write_operand(out: &mut String, expr: &Expr, parenthesize: bool) {
@@ -157,6 +196,25 @@ mod tests {
             ("(a ? b : c) + 1", "(a ? b : c) + 1"),
             ("x || (a ? b : c)", "x || (a ? b : c)"),
             ("!(a ? b : c)", "!(a ? b : c)"),
+            ("not dst_port in 1 .. 1023", "!dst_port in 1..1023"),
+            ("!(dst_port in {1..1023})", "!dst_port in 1..1023"),
+            (
+                "x in { 53 ,80, 0x1bb , 8000..8080, }",
+                "x in {53, 80, 443, 8000..8080}",
+            ),
+            ("x in {}", "x in {}"),
+            ("x in {-5..-1, -7}", "x in {-5..-1, -7}"),
+            ("(x + 1) in {1}", "(x + 1) in {1}"),
+            ("x + 1 in {1}", "x + 1 in {1}"),
+            ("(x in {1}) in {0}", "(x in {1}) in {0}"),
+            ("-(5 in {5})", "-5 in {5}"),
+            ("(-5) in {5}", "(-5) in {5}"),
+            (
+                "dst_ip in {10.0.0.0/8, FD00::/8, 0:0::1, ::FFFF:10.0.0.1, 10.1.2.3/8}",
+                "dst_ip in {10.0.0.0/8, fd00::/8, ::1, ::ffff:10.0.0.1, 10.1.2.3/8}",
+            ),
+            ("10.0.0.1 == dst_ip", "10.0.0.1 == dst_ip"),
+            ("(a ? b : c) in {1}", "(a ? b : c) in {1}"),
         ] {
             assert_eq!(canonical(source), expected, "{source}");
             assert_eq!(canonical(expected), expected, "{expected} is not stable");

@@ -36,17 +36,33 @@ pub enum Family {
     Other,
 }
 
+/// The source and destination addresses of an IP packet, as host-order
+/// integers of the wire bytes (`u32::from(Ipv4Addr)`), the form
+/// [`crate::lang::sets::PrefixSet`] stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Addresses {
+    V4 { src: u32, dst: u32 },
+    V6 { src: u128, dst: u128 },
+}
+
 /// What the filter variables are computed from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Headers {
     pub family: Option<Family>,
-    /// The final IP protocol (after IPv6 extension headers), when the
-    /// network layer was parsed.
+    /// The packet length from the IP header on (`skb->len`).
+    pub len: usize,
+    /// The final IP protocol (after IPv6 extension headers, also for a
+    /// non-first fragment), when the network layer was parsed.
     pub protocol: Option<u8>,
+    /// The addresses, when the network layer was parsed.
+    pub addresses: Option<Addresses>,
     /// False for a non-first fragment, which carries no transport header.
     pub has_transport: bool,
     /// Ports, when the transport is TCP or UDP and ports were needed.
     pub ports: Option<(u16, u16)>,
+    /// ICMP type and code, when the transport is ICMP (IPv4) or ICMPv6
+    /// (IPv6) and they were needed.
+    pub icmp: Option<(u8, u8)>,
 }
 
 /// Why a needed header could not be parsed.
@@ -60,6 +76,7 @@ pub enum Malformed {
     TooManyExtensionHeaders,
     TcpTruncated,
     UdpTruncated,
+    IcmpTruncated,
 }
 
 impl fmt::Display for Malformed {
@@ -79,6 +96,9 @@ impl fmt::Display for Malformed {
             }
             Malformed::TcpTruncated => write!(f, "TCP header cut short (under 20 bytes)"),
             Malformed::UdpTruncated => write!(f, "UDP header cut short (under 8 bytes)"),
+            Malformed::IcmpTruncated => {
+                write!(f, "ICMP header cut short (under 4 bytes)")
+            }
         }
     }
 }
@@ -103,6 +123,7 @@ pub fn parse(packet: &Packet, need: Need) -> Result<Headers, Malformed> {
     };
     let mut headers = Headers {
         family: Some(family),
+        len: packet.data.len(),
         ..Headers::default()
     };
     if !need.network || family == Family::Other {
@@ -115,11 +136,36 @@ pub fn parse(packet: &Packet, need: Need) -> Result<Headers, Malformed> {
         Family::Other => unreachable!("handled above"),
     };
     headers.protocol = Some(protocol);
+    headers.addresses = Some(addresses(data, family));
     headers.has_transport = has_transport;
     if need.ports && has_transport {
         headers.ports = ports(data, offset, protocol)?;
     }
+    let icmp_protocol = match family {
+        Family::Ipv4 => proto::ICMP,
+        _ => proto::ICMPV6,
+    };
+    if need.icmp && has_transport && protocol == icmp_protocol {
+        headers.icmp = Some(icmp(data, offset)?);
+    }
     Ok(headers)
+}
+
+/// The addresses of a packet whose IP header `ipv4`/`ipv6` accepted, so
+/// the fixed part (20 or 40 bytes) is there.
+fn addresses(data: &[u8], family: Family) -> Addresses {
+    let word = |at: usize| u32::from_be_bytes(data[at..at + 4].try_into().expect("4 bytes"));
+    let quad = |at: usize| u128::from_be_bytes(data[at..at + 16].try_into().expect("16 bytes"));
+    match family {
+        Family::Ipv4 => Addresses::V4 {
+            src: word(12),
+            dst: word(16),
+        },
+        _ => Addresses::V6 {
+            src: quad(8),
+            dst: quad(24),
+        },
+    }
 }
 
 /// Returns (protocol, has transport header, transport offset).
@@ -197,4 +243,13 @@ fn ports(data: &[u8], offset: usize, protocol: u8) -> Result<Option<(u16, u16)>,
     let src = u16::from_be_bytes([data[offset], data[offset + 1]]);
     let dst = u16::from_be_bytes([data[offset + 2], data[offset + 3]]);
     Ok(Some((src, dst)))
+}
+
+/// Type and code; the checksum bytes are required too, so that a filter
+/// reads only ICMP headers that have their fixed part.
+fn icmp(data: &[u8], offset: usize) -> Result<(u8, u8), Malformed> {
+    if offset + 4 > data.len() {
+        return Err(Malformed::IcmpTruncated);
+    }
+    Ok((data[offset], data[offset + 1]))
 }

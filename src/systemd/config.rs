@@ -218,7 +218,10 @@ impl ConfigFile {
         let render =
             |d: &crate::lang::diag::Diagnostic| ConfigError::Filter(d.render(text, origin));
         let ast = parse::parse(&masked).map_err(|d| render(&d))?;
-        let checked = check::check(&ast).map_err(|d| render(&d))?;
+        let direction = direction.and_then(|(_, d)| d);
+        // `either` leaves the direction-aware names unresolved, which the
+        // checker reports with the line and a caret.
+        let checked = check::check_with(&ast, direction).map_err(|d| render(&d))?;
         let expression = ranges
             .iter()
             .map(|r| &text[r.clone()])
@@ -228,7 +231,7 @@ impl ConfigFile {
             .to_string();
         Ok(ConfigFile {
             config: FilterConfig {
-                direction: direction.and_then(|(_, d)| d),
+                direction,
                 expression,
             },
             ast,

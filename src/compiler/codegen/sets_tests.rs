@@ -36,8 +36,8 @@ const STRATEGIES: [SetStrategy; 4] = [
     SetStrategy::LpmTrie,
 ];
 
-/// Where the harness keeps the address it copies from the packet.
-const ADDR_SLOT: i16 = -64;
+/// The register the integer is in: one the lookups must preserve.
+const VALUE: Reg = Reg::R8;
 /// Packet bytes: the integer at 0..8, the address at 8..24.
 const VALUE_AT: i16 = 0;
 const ADDR_AT: i16 = 8;
@@ -57,13 +57,17 @@ enum Report {
 fn harness(
     strategy: SetStrategy,
     report: Report,
-    body: impl FnOnce(&mut Gen, Label) -> Result<(), CodegenError>,
+    body: impl FnOnce(&mut Gen, i16, Label) -> Result<(), CodegenError>,
 ) -> Compiled {
     let mut g = Gen::new();
     g.sets = SetState::new(SetOptions {
         strategy,
         first_map: 0,
     });
+    // The frame as the code generator lays it out for a filter with sets.
+    g.set_scratch = g.alloc_stack(32);
+    let addr_cell = g.alloc_stack(16);
+    let saved = g.alloc_stack(8);
     let (ctx, data, end) = (Reg::R1, Reg::R2, Reg::R3);
     g.load(Width::U32, regs::PROTOCOL, ctx, skb::PROTOCOL);
     g.load(Width::U32, data, ctx, skb::DATA);
@@ -72,31 +76,30 @@ fn harness(
     g.alu(AluOp::Add, Reg::R0, 24);
     let drop = g.drop;
     g.jump(Cond::Gt, Reg::R0, end, drop);
-    // The integer into r8 (a register the lookups must preserve), the
-    // address onto the stack.
-    g.load(Width::U64, regs::DST_PORT, data, VALUE_AT);
+    // The integer into its register, the address onto the stack.
+    g.load(Width::U64, VALUE, data, VALUE_AT);
     for i in 0..2 {
         g.load(Width::U64, Reg::R0, data, ADDR_AT + 8 * i);
         g.push(Insn::Store {
             width: Width::U64,
             base: Reg::R10,
-            off: ADDR_SLOT + 8 * i,
+            off: addr_cell + 8 * i,
             src: Reg::R0.into(),
         });
     }
     // Values the lookups must keep.
     g.mov(Reg::R7, 0x5eed);
-    g.mov(Reg::R9, regs::DST_PORT);
+    g.mov(Reg::R9, VALUE);
     let kept = g.label("kept");
     g.mov(Reg::R0, regs::PROTOCOL);
     g.push(Insn::Store {
         width: Width::U64,
         base: Reg::R10,
-        off: -8,
+        off: saved,
         src: Reg::R0.into(),
     });
     let hit = g.label("hit");
-    body(&mut g, hit).expect("generates");
+    body(&mut g, addr_cell, hit).expect("generates");
     let (miss_value, hit_value) = match report {
         Report::Verdict => (0, 1),
         Report::Preserved => (1, 1),
@@ -109,8 +112,8 @@ fn harness(
     if report == Report::Preserved {
         let broken = g.label("clobbered");
         g.jump(Cond::Ne, Reg::R7, 0x5eed, broken);
-        g.jump(Cond::Ne, Reg::R9, regs::DST_PORT, broken);
-        g.load(Width::U64, Reg::R1, Reg::R10, -8);
+        g.jump(Cond::Ne, Reg::R9, VALUE, broken);
+        g.load(Width::U64, Reg::R1, Reg::R10, saved);
         g.jump(Cond::Ne, Reg::R1, regs::PROTOCOL, broken);
         g.push(Insn::Exit);
         g.bind(broken);
@@ -184,7 +187,7 @@ fn int_probes(set: &IntSet, rng: &mut Rng) -> Vec<i64> {
 
 fn check_int_set(set: &IntSet, what: &str, rng: &mut Rng) {
     for strategy in STRATEGIES {
-        let lookup = |g: &mut Gen, hit| int_set(g, regs::DST_PORT, set, hit);
+        let lookup = |g: &mut Gen, _, hit| int_set(g, VALUE, set, hit);
         let compiled = harness(strategy, Report::Verdict, lookup);
         let loaded = load(&compiled, what);
         let kept = load(&harness(strategy, Report::Preserved, lookup), what);
@@ -284,7 +287,7 @@ fn v6_probes(set: &PrefixSet, rng: &mut Rng) -> Vec<u128> {
 
 fn check_addr_set(set: &PrefixSet, what: &str, rng: &mut Rng) {
     for strategy in STRATEGIES {
-        let lookup = |g: &mut Gen, hit| addr_set(g, ADDR_SLOT, set, hit);
+        let lookup = |g: &mut Gen, cell, hit| addr_set(g, cell, set, hit);
         let compiled = harness(strategy, Report::Verdict, lookup);
         let loaded = load(&compiled, what);
         let kept = load(&harness(strategy, Report::Preserved, lookup), what);
