@@ -520,55 +520,45 @@ fn new_constructs_in_the_kernel() {
 /// shares that cell: verdicts and counters are right on both read paths.
 #[test]
 fn counting_on_both_read_paths() {
-    use portwall::compiler::asm::MapRef;
-    use portwall::compiler::codegen::{self, CodegenOptions, Counting};
-    use portwall::compiler::elf::{self, MapDef, ObjectOptions, map_type};
+    use portwall::compiler::{self, CompileOptions};
     use portwall::lang::ir::Direction;
     use portwall::lang::parse;
 
     let text = "udp && dst_port == 53 && src_ip in {10.0.0.0/8}";
     let filter = check::check(&parse::parse(text).unwrap()).unwrap();
-    let counting = Counting {
-        counters: MapRef(0),
-        direction: Some(Direction::Ingress),
-        keep_alive: vec![],
-    };
     let objects: Vec<(bool, Vec<u8>)> = [false, true]
         .into_iter()
         .map(|force_slow_path| {
-            let options = CodegenOptions { force_slow_path };
-            let program = codegen::generate_with_options(&filter, Some(&counting), &options)
-                .expect("compiles");
-            let maps = vec![MapDef {
-                name: "pw_counters".into(),
-                map_type: map_type::PERCPU_ARRAY,
-                key_size: 4,
-                value_size: 16,
-                max_entries: codegen::COUNTER_SLOTS,
-                flags: 0,
-            }];
-            let opts = ObjectOptions {
-                maps,
-                ..ObjectOptions::default()
-            };
-            (
+            let options = CompileOptions {
                 force_slow_path,
-                elf::write_object(&program, &opts).expect("object"),
+                ..CompileOptions::default()
+            };
+            let (_, object) = compiler::managed_object_with(
+                &filter,
+                Some(Direction::Ingress),
+                "pw_test_meta",
+                8,
+                &options,
             )
+            .expect("compiles");
+            (force_slow_path, object)
         })
         .collect();
     if !kernel::available("counting_on_both_read_paths") {
         return;
     }
     for (slow, object) in objects {
-        let loaded = portwall::kernel::load(&object, portwall::compiler::PROGRAM_NAME)
+        let loaded = portwall::kernel::load(&object, compiler::PROGRAM_NAME)
             .unwrap_or_else(|e| panic!("slow path {slow}: {e:#}"));
         // 28 bytes, forwarded; 40 bytes, dropped; 28 bytes, dropped.
         assert_eq!(kernel::verdict(&loaded, &udp4(53)), F, "slow path {slow}");
         assert_eq!(kernel::verdict(&loaded, &tcp4(53)), D, "slow path {slow}");
         let elsewhere = packets::ipv4_udp(B4, A4, 40000, 53);
         assert_eq!(kernel::verdict(&loaded, &elsewhere), D, "slow path {slow}");
-        let map = loaded.ebpf().map("pw_counters").expect("counters map");
+        let map = loaded
+            .ebpf()
+            .map(compiler::COUNTERS_MAP)
+            .expect("counters map");
         let counters = aya::maps::PerCpuArray::<_, [u64; 2]>::try_from(map).expect("per-CPU array");
         let sum = portwall::filters::sum_counters(&counters).expect("counters read");
         let i = sum.ingress;

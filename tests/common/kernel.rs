@@ -1,7 +1,7 @@
 //! Running compiled filters in the kernel's `BPF_PROG_TEST_RUN`, for tests
 //! that hold the compiled program to the reference evaluator.
 
-use portwall::compiler::{self, codegen, codegen::CodegenOptions};
+use portwall::compiler::{self, CompileOptions};
 use portwall::eval::Verdict;
 use portwall::kernel::{self, LoadedFilter};
 use portwall::lang::ir::Filter;
@@ -16,16 +16,16 @@ pub fn available(test: &str) -> bool {
 /// Compiles and loads `filter`; any failure (the verifier's among them) is
 /// a test failure that names the filter.
 pub fn load(filter: &Filter, text: &str) -> LoadedFilter {
-    load_with(filter, text, &CodegenOptions::default())
+    load_with(filter, text, &CompileOptions::default())
 }
 
 /// As [`load`], compiled with `options`.
-pub fn load_with(filter: &Filter, text: &str, options: &CodegenOptions) -> LoadedFilter {
-    let program = codegen::generate_with_options(filter, None, options)
+pub fn load_with(filter: &Filter, text: &str, options: &CompileOptions) -> LoadedFilter {
+    let compiled = compiler::compile_with(filter, options)
         .unwrap_or_else(|e| panic!("compile `{text}` ({options:?}): {e}"));
-    let elf = compiler::object(&program).unwrap_or_else(|e| panic!("object `{text}`: {e}"));
+    let elf = compiler::object(&compiled).unwrap_or_else(|e| panic!("object `{text}`: {e}"));
     kernel::load(&elf, compiler::PROGRAM_NAME)
-        .unwrap_or_else(|e| panic!("the kernel refused `{text}` ({options:?}): {e:#}\n{program}"))
+        .unwrap_or_else(|e| panic!("the kernel refused `{text}` ({options:?}): {e:#}\n{compiled}"))
 }
 
 /// The two ways a program reads headers.
@@ -56,8 +56,9 @@ pub enum ReadPath {
 /// `skb->len` goes past `data_end`; it can only choose between the two
 /// parses shown here to agree.
 pub fn load_both(filter: &Filter, text: &str) -> [(ReadPath, LoadedFilter); 2] {
-    let slow = CodegenOptions {
+    let slow = CompileOptions {
         force_slow_path: true,
+        ..CompileOptions::default()
     };
     [
         (ReadPath::Fast, load(filter, text)),

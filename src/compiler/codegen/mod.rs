@@ -29,6 +29,7 @@ mod sets;
 
 pub use counting::{COUNTER_SLOTS, Counting, counter_key};
 pub use dispatcher::dispatcher;
+pub use sets::{SetOptions, SetStrategy, SetTable, TableContents};
 
 use super::asm::{AluOp, Asm, AsmError, Cond, Insn, Label, Operand, Program, Reg, Width};
 use crate::lang::fold::fold;
@@ -75,24 +76,41 @@ pub enum CodegenError {
     TooComplex(usize),
     #[error(transparent)]
     Asm(#[from] AsmError),
+    #[error("cannot build the lookup table of a set: {0}")]
+    Table(#[from] crate::compiler::tables::RangeTableError),
+}
+
+/// A generated program and the tables its set lookups read: table `i` is
+/// the object's map `SetOptions::first_map + i`.
+#[derive(Debug)]
+pub struct Generated {
+    pub program: Program,
+    pub tables: Vec<SetTable>,
 }
 
 /// Compiles a checked filter into a cgroup_skb program (1 = forward, 0 = drop).
-pub fn generate(filter: &Filter) -> Result<Program, CodegenError> {
-    generate_with(filter, None)
+pub fn generate(filter: &Filter, sets: &SetOptions) -> Result<Generated, CodegenError> {
+    generate_with(filter, None, sets)
 }
 
 /// As [`generate`], counting every verdict when `counting` is given.
 pub fn generate_with(
     filter: &Filter,
     counting: Option<&Counting>,
-) -> Result<Program, CodegenError> {
-    generate_with_options(filter, counting, &CodegenOptions::default())
+    sets: &SetOptions,
+) -> Result<Generated, CodegenError> {
+    let options = CodegenOptions {
+        sets: sets.clone(),
+        ..CodegenOptions::default()
+    };
+    generate_with_options(filter, counting, &options)
 }
 
-/// Choices that change how a program reads packets, never its verdicts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Choices that change how a program is built, never its verdicts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CodegenOptions {
+    /// How set lookups are compiled, and where their tables go.
+    pub sets: SetOptions,
     /// Start in the slow path, which reads every header through
     /// `bpf_skb_load_bytes`, instead of direct packet access. For tests:
     /// `BPF_PROG_TEST_RUN` builds linear socket buffers, where the slow
@@ -105,9 +123,10 @@ pub fn generate_with_options(
     filter: &Filter,
     counting: Option<&Counting>,
     options: &CodegenOptions,
-) -> Result<Program, CodegenError> {
+) -> Result<Generated, CodegenError> {
     let expr = fold(&filter.expr);
     let mut g = Gen::new();
+    g.sets = sets::SetState::new(options.sets.clone());
     if counting.is_some() {
         counting::save_context(&mut g);
     }
@@ -127,7 +146,10 @@ pub fn generate_with_options(
         headers::emit_slow_path(&mut g, slow_path);
     }
     g.asm.remove_dead_code();
-    Ok(g.asm.finish()?)
+    Ok(Generated {
+        program: g.asm.finish()?,
+        tables: g.sets.into_tables(),
+    })
 }
 
 /// The BPF stack: 512 bytes below the frame pointer.
@@ -165,6 +187,8 @@ pub(crate) struct Gen {
     /// Four cells where the expression saves r0-r3 around a set lookup
     /// (offset of the lowest); 0 when the expression has no set.
     pub spill: i16,
+    /// How set lookups are compiled, and the tables they read.
+    pub sets: sets::SetState,
 }
 
 impl Gen {
@@ -181,6 +205,7 @@ impl Gen {
             addrs: Vec::new(),
             set_scratch: 0,
             spill: 0,
+            sets: sets::SetState::new(SetOptions::default()),
         }
     }
 
