@@ -19,8 +19,9 @@
 //!   `i`-th boundary (a key where membership flips, relative to the level-1
 //!   bucket's first key) and the membership from there on. A leaf has
 //!   `2^steps` entries, padded with boundaries larger than any key, and is
-//!   searched with `steps` branch-free halvings: `p += (entry(p + h) <= key)
-//!   * h` for `h = 2^(steps-1), ..., 1`, then the member bit of `entry(p)`.
+//!   searched with `steps` branch-free halvings, `p += h` when
+//!   `entry(p + h) <= key` for `h = 2^(steps-1), ..., 1`, then the member
+//!   bit of `entry(p)`.
 //!   Branch-free, because the verifier would otherwise follow each of the
 //!   2^steps paths separately, and because real traffic does not predict.
 //!
