@@ -97,7 +97,9 @@ fn without_hook(filter: &portwall::lang::ir::Filter) -> Vec<u8> {
         keep_alive: vec![MapRef(1)],
         trace: None,
     };
-    let program = codegen::generate_with(filter, Some(&counting)).unwrap();
+    let program = codegen::generate_with(filter, Some(&counting), &Default::default())
+        .unwrap()
+        .program;
     let map = |name: &str, map_type, value_size, max_entries| elf::MapDef {
         name: name.into(),
         map_type,
@@ -105,6 +107,7 @@ fn without_hook(filter: &portwall::lang::ir::Filter) -> Vec<u8> {
         value_size,
         max_entries,
         flags: 0,
+        data: None,
     };
     let opts = elf::ObjectOptions {
         maps: vec![

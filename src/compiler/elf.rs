@@ -25,7 +25,8 @@ pub const MAX_PROGRAM_NAME_LEN: usize = 15;
 /// A map the program uses, as declared in the object.
 ///
 /// Written to the legacy `maps` section (`struct bpf_map_def`), which aya
-/// reads; `MapRef(i)` in the program is `maps[i]`.
+/// reads; `MapRef(i)` in the program is `maps[i]`. A map with `data` is
+/// instead a read-only data section (see [`MapDef::rodata`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MapDef {
     /// The map's name (at most 15 bytes are kept by the kernel).
@@ -36,6 +37,42 @@ pub struct MapDef {
     pub value_size: u32,
     pub max_entries: u32,
     pub flags: u32,
+    /// The contents of a read-only table, or `None` for a map the loader
+    /// creates empty.
+    pub data: Option<std::sync::Arc<[u8]>>,
+}
+
+/// Prefix of the data sections that hold read-only tables. Loaders (aya,
+/// libbpf) turn each into a one-element array map named after the section,
+/// write the contents, freeze it and create it with `BPF_F_RDONLY_PROG`,
+/// all before the program is loaded, so the program never sees the table
+/// empty and nothing can change it afterwards.
+pub const RODATA_PREFIX: &str = ".rodata.";
+
+impl MapDef {
+    /// A read-only table: a one-element array whose value is `data`,
+    /// written as the section `.rodata.NAME`. The kernel keeps 15 bytes of
+    /// a map name, so `NAME` should have at most 7. Programs read it with
+    /// `Insn::LoadMapValue`.
+    pub fn rodata(name: &str, data: std::sync::Arc<[u8]>) -> MapDef {
+        MapDef {
+            name: name.to_string(),
+            map_type: map_type::ARRAY,
+            key_size: 4,
+            value_size: data.len() as u32,
+            max_entries: 1,
+            flags: map_flags::RDONLY_PROG,
+            data: Some(data),
+        }
+    }
+
+    /// The name loaders give the map: the section name for a table.
+    pub fn loaded_name(&self) -> String {
+        match self.data {
+            Some(_) => format!("{RODATA_PREFIX}{}", self.name),
+            None => self.name.clone(),
+        }
+    }
 }
 
 /// `BPF_MAP_TYPE_*` numbers portwall uses (include/uapi/linux/bpf.h).
@@ -43,6 +80,15 @@ pub mod map_type {
     pub const ARRAY: u32 = 2;
     pub const PROG_ARRAY: u32 = 3;
     pub const PERCPU_ARRAY: u32 = 6;
+    pub const LPM_TRIE: u32 = 11;
+}
+
+/// `BPF_F_*` map creation flags portwall uses.
+pub mod map_flags {
+    /// Required for LPM tries.
+    pub const NO_PREALLOC: u32 = 1 << 0;
+    /// Programs may only read the map.
+    pub const RDONLY_PROG: u32 = 1 << 7;
 }
 
 /// How to write the object file.
@@ -94,6 +140,12 @@ pub enum ElfError {
         index: u16,
         /// How many maps were declared.
         count: usize,
+    },
+    /// A direct value load refers to a map that is not a data section.
+    #[error("the program reads map #{index} directly, but it is not a read-only table")]
+    NotATable {
+        /// The index used.
+        index: u16,
     },
     /// The `object` crate failed to lay out the file.
     #[error("could not write the ELF object: {0}")]
@@ -163,7 +215,8 @@ pub fn write_object(program: &Program, opts: &ObjectOptions) -> Result<Vec<u8>, 
 /// size, value size, max entries, flags, id, pinning (u32 each).
 const MAP_DEF_SIZE: usize = 28;
 
-/// The `maps` section with one symbol per map, and an `R_BPF_64_64`
+/// The `maps` section with one symbol per map that has no contents, a
+/// `.rodata.NAME` section with one symbol per table, and an `R_BPF_64_64`
 /// relocation for each map load, which is how loaders find which map an
 /// instruction means.
 fn write_maps(
@@ -176,40 +229,71 @@ fn write_maps(
     if maps.is_empty() && loads.is_empty() {
         return Ok(());
     }
-    let section = obj.add_section(Vec::new(), b"maps".to_vec(), SectionKind::Data);
-    let mut data = Vec::with_capacity(maps.len() * MAP_DEF_SIZE);
+    let legacy: Vec<&MapDef> = maps.iter().filter(|m| m.data.is_none()).collect();
+    let section = (!legacy.is_empty())
+        .then(|| obj.add_section(Vec::new(), b"maps".to_vec(), SectionKind::Data));
+    let mut data = Vec::with_capacity(legacy.len() * MAP_DEF_SIZE);
     let mut symbols = Vec::with_capacity(maps.len());
-    for (i, map) in maps.iter().enumerate() {
-        for field in [
-            map.map_type,
-            map.key_size,
-            map.value_size,
-            map.max_entries,
-            map.flags,
-            0,
-            0,
-        ] {
-            data.extend_from_slice(&field.to_le_bytes());
-        }
-        symbols.push(obj.add_symbol(Symbol {
-            name: map.name.as_bytes().to_vec(),
-            value: (i * MAP_DEF_SIZE) as u64,
-            size: MAP_DEF_SIZE as u64,
-            kind: SymbolKind::Data,
-            scope: SymbolScope::Dynamic,
-            weak: false,
-            section: SymbolSection::Section(section),
-            flags: SymbolFlags::None,
-        }));
+    for map in maps {
+        let symbol = match (&map.data, section) {
+            (Some(contents), _) => {
+                let table = obj.add_section(
+                    Vec::new(),
+                    map.loaded_name().into_bytes(),
+                    SectionKind::ReadOnlyData,
+                );
+                obj.set_section_data(table, contents.to_vec(), 8);
+                obj.add_symbol(Symbol {
+                    name: map.name.as_bytes().to_vec(),
+                    value: 0,
+                    size: contents.len() as u64,
+                    kind: SymbolKind::Data,
+                    scope: SymbolScope::Dynamic,
+                    weak: false,
+                    section: SymbolSection::Section(table),
+                    flags: SymbolFlags::None,
+                })
+            }
+            (None, Some(section)) => {
+                let offset = data.len();
+                for field in [
+                    map.map_type,
+                    map.key_size,
+                    map.value_size,
+                    map.max_entries,
+                    map.flags,
+                    0,
+                    0,
+                ] {
+                    data.extend_from_slice(&field.to_le_bytes());
+                }
+                obj.add_symbol(Symbol {
+                    name: map.name.as_bytes().to_vec(),
+                    value: offset as u64,
+                    size: MAP_DEF_SIZE as u64,
+                    kind: SymbolKind::Data,
+                    scope: SymbolScope::Dynamic,
+                    weak: false,
+                    section: SymbolSection::Section(section),
+                    flags: SymbolFlags::None,
+                })
+            }
+            (None, None) => unreachable!("a map without contents makes the maps section"),
+        };
+        symbols.push(symbol);
     }
-    obj.set_section_data(section, data, 4);
-    for (slot, map) in loads {
-        let symbol = *symbols
-            .get(usize::from(map.0))
-            .ok_or(ElfError::UnknownMap {
-                index: map.0,
-                count: maps.len(),
-            })?;
+    if let Some(section) = section {
+        obj.set_section_data(section, data, 4);
+    }
+    for (slot, map, direct) in loads {
+        let index = usize::from(map.0);
+        let symbol = *symbols.get(index).ok_or(ElfError::UnknownMap {
+            index: map.0,
+            count: maps.len(),
+        })?;
+        if direct && maps[index].data.is_none() {
+            return Err(ElfError::NotATable { index: map.0 });
+        }
         obj.add_relocation(
             text,
             object::write::Relocation {

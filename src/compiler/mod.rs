@@ -7,6 +7,7 @@
 pub mod asm;
 pub mod codegen;
 pub mod elf;
+pub mod tables;
 
 use crate::lang::ir::Filter;
 
@@ -19,17 +20,112 @@ pub enum CompileError {
     Elf(#[from] elf::ElfError),
 }
 
+/// A compiled filter: its program and the tables its set lookups read
+/// (table `i` is the object's map `i` after the program's own maps). It
+/// dereferences to the program.
+#[derive(Debug)]
+pub struct Compiled {
+    pub program: asm::Program,
+    pub tables: Vec<codegen::SetTable>,
+}
+
+impl std::ops::Deref for Compiled {
+    type Target = asm::Program;
+
+    fn deref(&self) -> &asm::Program {
+        &self.program
+    }
+}
+
+impl std::fmt::Display for Compiled {
+    /// The listing, then one line per table.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.program)?;
+        for (i, table) in self.tables.iter().enumerate() {
+            match &table.contents {
+                codegen::TableContents::Data(bytes) => writeln!(
+                    f,
+                    "; map_value[{i}]: read-only table, {} bytes",
+                    bytes.len()
+                )?,
+                codegen::TableContents::LpmTrie { entries, .. } => {
+                    writeln!(f, "; map[{i}]: LPM trie, {} prefixes", entries.len())?
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Choices that change how a filter compiles, not what it means.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// How set lookups are compiled.
+    pub sets: codegen::SetStrategy,
+    /// Start in the slow path (see `codegen::CodegenOptions`); for tests.
+    pub force_slow_path: bool,
+}
+
+impl CompileOptions {
+    fn codegen(&self, first_map: u16) -> codegen::CodegenOptions {
+        codegen::CodegenOptions {
+            sets: codegen::SetOptions {
+                strategy: self.sets,
+                first_map,
+            },
+            force_slow_path: self.force_slow_path,
+        }
+    }
+}
+
 /// Compiles a checked filter into a cgroup_skb program.
-pub fn compile(filter: &Filter) -> Result<asm::Program, CompileError> {
-    Ok(codegen::generate(filter)?)
+pub fn compile(filter: &Filter) -> Result<Compiled, CompileError> {
+    compile_with(filter, &CompileOptions::default())
+}
+
+/// As [`compile`], with options.
+pub fn compile_with(filter: &Filter, options: &CompileOptions) -> Result<Compiled, CompileError> {
+    let generated = codegen::generate_with_options(filter, None, &options.codegen(0))?;
+    Ok(Compiled {
+        program: generated.program,
+        tables: generated.tables,
+    })
 }
 
 /// The program's symbol name in object files (and so its name in the kernel).
 pub const PROGRAM_NAME: &str = "portwall";
 
-/// Wraps a program in an ELF object that bpftool and aya load.
-pub fn object(program: &asm::Program) -> Result<Vec<u8>, CompileError> {
-    Ok(elf::write_object(program, &elf::ObjectOptions::default())?)
+/// Wraps a compiled filter in an ELF object that bpftool and aya load.
+/// Tables are data sections, filled by any loader; an LPM trie table (only
+/// with `SetStrategy::LpmTrie`) must be filled after loading
+/// (`kernel::fill_tables`).
+pub fn object(compiled: &Compiled) -> Result<Vec<u8>, CompileError> {
+    let opts = elf::ObjectOptions {
+        maps: table_maps(&compiled.tables, 0),
+        ..elf::ObjectOptions::default()
+    };
+    Ok(elf::write_object(&compiled.program, &opts)?)
+}
+
+fn table_maps(tables: &[codegen::SetTable], first: usize) -> Vec<elf::MapDef> {
+    tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| t.map_def(first + i))
+        .collect()
+}
+
+/// Which set table a loaded map is (by the name the loader gives it), if
+/// it is one: `.rodata.setN` for data tables, `setN` for LPM tries.
+pub fn set_table_index(map_name: &str) -> Option<usize> {
+    let name = map_name
+        .strip_prefix(elf::RODATA_PREFIX)
+        .unwrap_or(map_name);
+    let digits = name.strip_prefix("set")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// The per-CPU counters map of a managed filter.
@@ -51,6 +147,23 @@ pub fn managed_object(
     meta_name: &str,
     meta_size: u32,
 ) -> Result<(asm::Program, Vec<u8>), CompileError> {
+    managed_object_with(
+        filter,
+        direction,
+        meta_name,
+        meta_size,
+        &CompileOptions::default(),
+    )
+}
+
+/// As [`managed_object`], with options.
+pub fn managed_object_with(
+    filter: &Filter,
+    direction: Option<crate::lang::ir::Direction>,
+    meta_name: &str,
+    meta_size: u32,
+    options: &CompileOptions,
+) -> Result<(asm::Program, Vec<u8>), CompileError> {
     use elf::{MapDef, map_type};
     let counting = codegen::Counting {
         counters: asm::MapRef(0),
@@ -58,8 +171,10 @@ pub fn managed_object(
         keep_alive: vec![asm::MapRef(1)],
         trace: Some(asm::MapRef(2)),
     };
-    let program = codegen::generate_with(filter, Some(&counting))?;
-    let maps = vec![
+    const OWN_MAPS: u16 = 3;
+    let generated =
+        codegen::generate_with_options(filter, Some(&counting), &options.codegen(OWN_MAPS))?;
+    let mut maps = vec![
         MapDef {
             name: COUNTERS_MAP.into(),
             map_type: map_type::PERCPU_ARRAY,
@@ -67,6 +182,7 @@ pub fn managed_object(
             value_size: 16,
             max_entries: codegen::COUNTER_SLOTS,
             flags: 0,
+            data: None,
         },
         MapDef {
             name: meta_name.into(),
@@ -75,6 +191,7 @@ pub fn managed_object(
             value_size: meta_size,
             max_entries: 1,
             flags: 0,
+            data: None,
         },
         MapDef {
             name: TRACE_JUMP_MAP.into(),
@@ -83,14 +200,17 @@ pub fn managed_object(
             value_size: 4,
             max_entries: codegen::TRACE_SLOTS,
             flags: 0,
+            data: None,
         },
     ];
+    maps.extend(table_maps(&generated.tables, 0));
+    debug_assert_eq!(maps.len(), usize::from(OWN_MAPS) + generated.tables.len());
     let opts = elf::ObjectOptions {
         maps,
         ..elf::ObjectOptions::default()
     };
-    let bytes = elf::write_object(&program, &opts)?;
-    Ok((program, bytes))
+    let bytes = elf::write_object(&generated.program, &opts)?;
+    Ok((generated.program, bytes))
 }
 
 /// The dispatcher program's object (see `codegen::dispatcher`).
@@ -104,6 +224,7 @@ pub fn dispatcher_object() -> Result<Vec<u8>, CompileError> {
             value_size: 4,
             max_entries: 1,
             flags: 0,
+            data: None,
         }],
         ..elf::ObjectOptions::default()
     };

@@ -159,10 +159,19 @@ pub fn load(pins: &PinDir, req: &LoadRequest<'_>) -> Result<LoadReport, FilterEr
         if !req.replace {
             return Err(FilterError::Exists(name.clone()));
         }
+        // Leftovers of an interrupted replace, never switched to.
+        for table in pins.set_tables(name)? {
+            if table.to_str().is_some_and(|t| t.ends_with("@new")) {
+                remove_pin(&table)?;
+            }
+        }
     } else {
         // Leftovers of an interrupted first load: nothing runs them.
         remove_pin(&paths.jump)?;
         remove_pin(&paths.counters)?;
+        for table in pins.set_tables(name)? {
+            remove_pin(&table)?;
+        }
     }
 
     let started = Instant::now();
@@ -196,6 +205,21 @@ pub fn load(pins: &PinDir, req: &LoadRequest<'_>) -> Result<LoadReport, FilterEr
         ],
     )?;
     write_meta(&filter, name, &meta)?;
+    // The set tables, pinned before anything changes (so a failure here
+    // changes nothing): under their own names for a first load, beside
+    // the running filter's for a replace.
+    let mut new_tables = Cleanup::new(true);
+    let tables = filter.set_tables();
+    for (index, map) in &tables {
+        let path = if exists {
+            pins.new_set_table(name, *index)
+        } else {
+            pins.set_table(name, *index)
+        };
+        map.pin(&path)
+            .map_err(|e| aya_error("pinning a set table", name, e))?;
+        new_tables.add(&path);
+    }
     let filter_fd = filter
         .program()?
         .fd()
@@ -213,6 +237,10 @@ pub fn load(pins: &PinDir, req: &LoadRequest<'_>) -> Result<LoadReport, FilterEr
         jump.set(0, filter_fd, 0)
             .map_err(|e| aya_error("updating the jump table", name, e))?;
         cleanup.disarm();
+        // The new tables' pins take the old ones' names; the old tables
+        // live on with the old program until nothing runs it.
+        new_tables.disarm();
+        replace_set_pins(pins, name, tables.len())?;
         ProgramInfo::from_pin(&paths.program)
             .map_err(|e| aya_error("BPF_OBJ_GET", name, e))?
             .id()
@@ -246,6 +274,7 @@ pub fn load(pins: &PinDir, req: &LoadRequest<'_>) -> Result<LoadReport, FilterEr
         id
     };
     cleanup.disarm();
+    new_tables.disarm();
     Ok(LoadReport {
         name: name.clone(),
         path: paths.program.clone(),
@@ -268,6 +297,32 @@ pub fn unload(pins: &PinDir, name: &FilterName) -> Result<(), FilterError> {
     remove_pin(&paths.jump)?;
     remove_pin(&paths.counters)?;
     remove_pin(&paths.trace_hook)?;
+    for table in pins.set_tables(name)? {
+        remove_pin(&table)?;
+    }
+    Ok(())
+}
+
+/// After a replace switched to a program with `count` set tables pinned
+/// under their `@new` names: those take the current names, and the old
+/// program's tables beyond them go.
+fn replace_set_pins(pins: &PinDir, name: &FilterName, count: usize) -> Result<(), FilterError> {
+    for index in 0..count {
+        let from = pins.new_set_table(name, index);
+        let to = pins.set_table(name, index);
+        std::fs::rename(&from, &to).map_err(|e| FilterError::io("rename", &from, e))?;
+    }
+    for table in pins.set_tables(name)? {
+        let stale = table
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.rsplit_once("@set"))
+            .and_then(|(_, i)| i.parse::<usize>().ok())
+            .is_some_and(|i| i >= count);
+        if stale {
+            remove_pin(&table)?;
+        }
+    }
     Ok(())
 }
 

@@ -8,7 +8,12 @@
 //!   a program array is emptied by the kernel when no file or pin refers to
 //!   it any more, so it must stay pinned while the dispatcher lives;
 //! - `NAME@counters`: the per-CPU counters, shared by every version of the
-//!   filter so that they survive a replace.
+//!   filter so that they survive a replace;
+//! - `NAME@set0`, `NAME@set1`, ...: the read-only tables of the current
+//!   filter's large sets (none for a filter without). The program holds
+//!   them too; the pins make them visible (`bpftool map dump pinned ...`)
+//!   and are replaced with the program. While a replace is under way the
+//!   new ones are pinned as `NAME@setN@new` (bpffs refuses dots in names).
 //!
 //! A fourth, `NAME@trace`, exists only while `load` runs: the trace hook's
 //! program array (see `codegen::counting`), pinned just long enough for
@@ -87,6 +92,41 @@ impl PinDir {
             counters: self.dir.join(format!("{name}@counters")),
             trace_hook: self.dir.join(format!("{name}@trace")),
         }
+    }
+
+    /// Where the current filter's set table `index` is pinned.
+    pub fn set_table(&self, name: &FilterName, index: usize) -> PathBuf {
+        self.dir.join(format!("{name}@set{index}"))
+    }
+
+    /// Where a replace pins the new filter's set table `index` until the
+    /// switch.
+    pub fn new_set_table(&self, name: &FilterName, index: usize) -> PathBuf {
+        self.dir.join(format!("{name}@set{index}@new"))
+    }
+
+    /// Every set table pin of `name`, current and new, sorted.
+    pub fn set_tables(&self, name: &FilterName) -> Result<Vec<PathBuf>, FilterError> {
+        let prefix = format!("{name}@set");
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(FilterError::io("read", &self.dir, e)),
+        };
+        let mut out: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name().to_str().is_some_and(|n| {
+                    n.strip_prefix(&prefix).is_some_and(|rest| {
+                        let digits = rest.strip_suffix("@new").unwrap_or(rest);
+                        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+                    })
+                })
+            })
+            .map(|e| e.path())
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     /// The names of every filter pinned here, sorted.

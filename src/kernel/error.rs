@@ -80,6 +80,18 @@ pub enum KernelError {
         #[source]
         source: ProgramError,
     },
+
+    /// The loaded object lacks a map its compiled filter needs.
+    #[error("the loaded program has no map `{0}`")]
+    MissingMap(String),
+
+    /// Filling a set table failed.
+    #[error("could not fill the set table `{name}`")]
+    MapUpdate {
+        name: String,
+        #[source]
+        io_error: io::Error,
+    },
 }
 
 impl KernelError {

@@ -2,11 +2,13 @@
 
 use std::os::fd::{AsFd, BorrowedFd};
 
+use aya::maps::MapData;
 use aya::programs::{CgroupSkb, Program, ProgramError, ProgramFd};
 use aya::sys::SyscallError;
 use aya::{Ebpf, EbpfLoader};
 
 use super::error::KernelError;
+use crate::compiler::codegen::{SetTable, TableContents};
 
 /// A cgroup_skb program loaded into the kernel (verified and JIT-compiled),
 /// not yet attached anywhere. Dropping it unloads the program unless it
@@ -54,6 +56,54 @@ impl LoadedFilter {
     /// The whole aya object, mutably.
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
+    }
+
+    /// The maps that hold the program's set tables, by table index, as
+    /// the loader named them (see `compiler::set_table_index`).
+    pub fn set_tables(&self) -> Vec<(usize, &MapData)> {
+        let mut out: Vec<(usize, &MapData)> = self
+            .ebpf
+            .maps()
+            .filter_map(|(name, map)| {
+                Some((crate::compiler::set_table_index(name)?, map_data(map)?))
+            })
+            .collect();
+        out.sort_by_key(|(i, _)| *i);
+        out
+    }
+
+    /// Fills the tables the loader cannot: the LPM tries of
+    /// `SetStrategy::LpmTrie`, from the compiled filter's `tables`. Data
+    /// tables are already filled and frozen by the loader.
+    pub fn fill_tables(&self, tables: &[SetTable]) -> Result<(), KernelError> {
+        let maps = self.set_tables();
+        for (index, table) in tables.iter().enumerate() {
+            let TableContents::LpmTrie { entries, .. } = &table.contents else {
+                continue;
+            };
+            let map = maps
+                .iter()
+                .find(|(i, _)| *i == index)
+                .map(|(_, m)| *m)
+                .ok_or(KernelError::MissingMap(SetTable::name(index)))?;
+            for key in entries {
+                super::sys::map_update_bytes(map.fd().as_fd(), key, &[1]).map_err(|io_error| {
+                    KernelError::MapUpdate {
+                        name: SetTable::name(index),
+                        io_error,
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The map's data, for the map kinds set tables use.
+fn map_data(map: &aya::maps::Map) -> Option<&MapData> {
+    match map {
+        aya::maps::Map::Array(data) | aya::maps::Map::LpmTrie(data) => Some(data),
+        _ => None,
     }
 }
 

@@ -271,6 +271,18 @@ pub fn map_update(map: BorrowedFd<'_>, key: u32, value: &[u8]) -> io::Result<()>
     bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
 }
 
+/// `BPF_MAP_UPDATE_ELEM` with a key and value of any size (the map's).
+pub fn map_update_bytes(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: raw(map),
+        _pad: 0,
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        flags: 0,
+    };
+    bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
+}
+
 /// `BPF_MAP_FREEZE`: the map is read-only for user space from now on.
 pub fn map_freeze(map: BorrowedFd<'_>) -> io::Result<()> {
     let mut attr = MapFdAttr { map_fd: raw(map) };

@@ -151,6 +151,7 @@ pub fn object(snap: u32, ring_bytes: u32) -> Result<Vec<u8>, CompileError> {
                 value_size: 0,
                 max_entries: ring_bytes,
                 flags: 0,
+                data: None,
             },
             MapDef {
                 name: LOST_MAP.into(),
@@ -159,6 +160,7 @@ pub fn object(snap: u32, ring_bytes: u32) -> Result<Vec<u8>, CompileError> {
                 value_size: 8,
                 max_entries: 1,
                 flags: 0,
+                data: None,
             },
         ],
         ..elf::ObjectOptions::default()

@@ -52,6 +52,9 @@ impl Program {
             Insn::ToBe { dst, bits } => write!(f, "{dst} = be{bits} {dst}"),
             Insn::LoadImm64 { dst, imm } => write!(f, "{dst} = {:#x} ll", imm as u64),
             Insn::LoadMap { dst, map } => write!(f, "{dst} = map[{}] ll", map.0),
+            Insn::LoadMapValue { dst, map, offset } => {
+                write!(f, "{dst} = map_value[{}] + {offset} ll", map.0)
+            }
             Insn::Load {
                 width,
                 dst,

@@ -65,13 +65,17 @@ const BPF_JSLE: u8 = 0xd0;
 pub(super) const SLOT_BYTES: usize = 8;
 
 impl Program {
-    /// The slot of every map load, for the object's relocations.
-    pub fn map_loads(&self) -> Vec<(usize, super::MapRef)> {
+    /// The slot of every map load, for the object's relocations, and
+    /// whether it loads a pointer into the map's value
+    /// ([`Insn::LoadMapValue`]) rather than the map itself.
+    pub fn map_loads(&self) -> Vec<(usize, super::MapRef, bool)> {
         let mut slot = 0;
         let mut out = Vec::new();
         for insn in &self.insns {
-            if let Insn::LoadMap { map, .. } = *insn {
-                out.push((slot, map));
+            match *insn {
+                Insn::LoadMap { map, .. } => out.push((slot, map, false)),
+                Insn::LoadMapValue { map, .. } => out.push((slot, map, true)),
+                _ => {}
             }
             slot += insn.slots();
         }
@@ -122,6 +126,13 @@ fn encode_insn(out: &mut Vec<u8>, insn: &Insn, off: i16) {
             // BPF_PSEUDO_MAP_FD and the descriptor are the loader's to set
             // from the relocation (aya does both).
             slot(out, BPF_LD | BPF_IMM | BPF_DW, dst, Reg::R0, 0, 0);
+            slot(out, 0, Reg::R0, Reg::R0, 0, 0);
+        }
+        Insn::LoadMapValue { dst, offset, .. } => {
+            // Loaders (aya, libbpf) add the symbol's offset in the section
+            // to the first immediate, move it to the second one and set
+            // BPF_PSEUDO_MAP_VALUE and the descriptor.
+            slot(out, BPF_LD | BPF_IMM | BPF_DW, dst, Reg::R0, 0, offset);
             slot(out, 0, Reg::R0, Reg::R0, 0, 0);
         }
         Insn::Load {

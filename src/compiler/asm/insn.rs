@@ -182,6 +182,19 @@ pub enum Insn {
         /// Which of the object's maps.
         map: MapRef,
     },
+    /// Load the address of byte `offset` of a read-only data map's single
+    /// value (`BPF_LD | BPF_IMM | BPF_DW` with `BPF_PSEUDO_MAP_VALUE`); two
+    /// slots. As with [`Insn::LoadMap`], the loader fills in the map from
+    /// the object's relocation; the offset travels in the first immediate.
+    /// Only maps written as data sections (with contents) can be the target.
+    LoadMapValue {
+        /// Destination: a pointer into the map's value.
+        dst: Reg,
+        /// Which of the object's maps.
+        map: MapRef,
+        /// Byte offset into the value.
+        offset: i32,
+    },
     /// `dst = *(width *)(base + off)` (`BPF_LDX | BPF_MEM`), zero-extended.
     Load {
         /// Access width.
@@ -228,7 +241,7 @@ impl Insn {
     /// Number of 8-byte slots the instruction takes once encoded.
     pub const fn slots(&self) -> usize {
         match self {
-            Insn::LoadImm64 { .. } | Insn::LoadMap { .. } => 2,
+            Insn::LoadImm64 { .. } | Insn::LoadMap { .. } | Insn::LoadMapValue { .. } => 2,
             _ => 1,
         }
     }
@@ -251,6 +264,7 @@ impl Insn {
             | Insn::ToBe { dst, .. }
             | Insn::LoadImm64 { dst, .. }
             | Insn::LoadMap { dst, .. }
+            | Insn::LoadMapValue { dst, .. }
             | Insn::Load { dst, .. } => Some(dst),
             _ => None,
         };

@@ -71,7 +71,11 @@ pub struct Counting {
 /// Saves the context pointer: the tails need it after the expression has
 /// used every register.
 pub(super) fn save_context(g: &mut Gen) {
-    g.reserved_stack = 16;
+    // First in the frame, so the cells are at the fixed offsets.
+    let ctx = g.alloc_stack(8);
+    let key = g.alloc_stack(8);
+    debug_assert_eq!((ctx, key), (CTX_CELL, KEY_CELL));
+    g.ctx_cell = Some(ctx);
     g.push(Insn::Store {
         width: Width::U64,
         base: Reg::R10,

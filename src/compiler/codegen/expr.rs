@@ -12,16 +12,13 @@
 //! heaviest first (Sethi–Ullman order), so the depth used grows with the
 //! logarithm of the expression's size, not with its nesting.
 
-use super::{CodegenError, Gen, regs, var_test};
+use super::{CodegenError, Gen, Home, STACK_SIZE, flag_test, sets};
 use crate::compiler::asm::{AluOp, Cond, Insn, Label, Operand, Reg, Width};
 use crate::lang::ir::{BinaryOp, Expr, LogicOp, UnaryOp, Var};
 
 const SLOT_REGS: [Reg; 4] = [Reg::R0, Reg::R1, Reg::R2, Reg::R3];
 const SCRATCH_A: Reg = Reg::R4;
 const SCRATCH_B: Reg = Reg::R5;
-/// The BPF stack is 512 bytes: 64 cells of 8 bytes, less what the tails
-/// reserve (at most two cells).
-const MAX_SLOTS: usize = SLOT_REGS.len() + 62;
 
 /// Emits code that falls through when the filter forwards the packet and
 /// jumps to `drop` when it drops it.
@@ -48,16 +45,17 @@ impl ExprGen<'_> {
                     self.g.push(Insn::Goto(target));
                 }
             }
-            Expr::Var(v) => {
-                let (reg, one) = var_test(*v);
-                let cond = match (is_port(*v), truth) {
-                    (true, true) => Cond::Ne,
-                    (true, false) => Cond::Eq,
-                    (false, true) => Cond::Eq,
-                    (false, false) => Cond::Ne,
-                };
-                self.g.jump(cond, reg, one, target);
-            }
+            Expr::Var(v) => match flag_test(*v) {
+                Some((reg, one)) => {
+                    let cond = if truth { Cond::Eq } else { Cond::Ne };
+                    self.g.jump(cond, reg, one, target);
+                }
+                None => {
+                    let reg = self.var(*v, SCRATCH_A);
+                    let cond = if truth { Cond::Ne } else { Cond::Eq };
+                    self.g.jump(cond, reg, 0, target);
+                }
+            },
             Expr::Unary(UnaryOp::Not, a) => self.jump_if(a, !truth, target, d)?,
             Expr::Binary(op, a, b) if comparison(*op).is_some() => {
                 self.compare(*op, a, b, truth, target, d)?
@@ -89,6 +87,14 @@ impl ExprGen<'_> {
                 self.g.bind(otherwise);
                 self.jump_if(f, truth, target, d)?;
                 self.g.bind(end);
+            }
+            Expr::InSet(a, set) => {
+                let value = self.read_only(a, d, SCRATCH_A)?;
+                self.set_test(d, truth, target, |g, hit| sets::int_set(g, value, set, hit))?;
+            }
+            Expr::AddrIn(addr, set) => {
+                let cell = self.g.addr_cell(*addr).expect("addresses are planned");
+                self.set_test(d, truth, target, |g, hit| sets::addr_set(g, cell, set, hit))?;
             }
             _ => {
                 self.value(e, d)?;
@@ -132,7 +138,7 @@ impl ExprGen<'_> {
             let ra = self.read_only(a, d, SCRATCH_A)?;
             return Ok((ra, Operand::Imm(imm)));
         }
-        match (port_reg(a), port_reg(b)) {
+        match (self.var_reg(a), self.var_reg(b)) {
             (Some(ra), Some(rb)) => Ok((ra, Operand::Reg(rb))),
             (Some(ra), None) => {
                 self.value(b, d)?;
@@ -151,14 +157,94 @@ impl ExprGen<'_> {
         }
     }
 
-    /// A register holding `e`'s value, not to be written: a port register
-    /// as is, anything else evaluated into slot `d`.
+    /// A register holding `e`'s value, not to be written: a variable's
+    /// register as is, a variable's stack cell loaded into `scratch`,
+    /// anything else evaluated into slot `d`.
     fn read_only(&mut self, e: &Expr, d: usize, scratch: Reg) -> Result<Reg, CodegenError> {
-        if let Some(r) = port_reg(e) {
-            return Ok(r);
+        if let Expr::Var(v) = e
+            && flag_test(*v).is_none()
+        {
+            return Ok(self.var(*v, scratch));
         }
         self.value(e, d)?;
         Ok(self.read(d, scratch))
+    }
+
+    /// The register holding an integer variable: its home register, or
+    /// `scratch` loaded from its stack cell.
+    fn var(&mut self, v: Var, scratch: Reg) -> Reg {
+        match self.home(v) {
+            Home::Reg(r) => r,
+            Home::Stack(off) => {
+                self.g.load(Width::U64, scratch, Reg::R10, off);
+                scratch
+            }
+        }
+    }
+
+    fn home(&self, v: Var) -> Home {
+        self.g
+            .home(v)
+            .expect("the variables the expression reads are planned")
+    }
+
+    /// The home register of `e` if it is an integer variable that has one.
+    fn var_reg(&self, e: &Expr) -> Option<Reg> {
+        match e {
+            Expr::Var(v) if flag_test(*v).is_none() => match self.home(*v) {
+                Home::Reg(r) => Some(r),
+                Home::Stack(_) => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Jumps to `target` when `lookup` (which jumps to the label it is
+    /// given on a hit) says `truth`. Set lookups may clobber r0-r5, so the
+    /// slots below `d` that live in registers are saved around them.
+    fn set_test(
+        &mut self,
+        d: usize,
+        truth: bool,
+        target: Label,
+        lookup: impl FnOnce(&mut Gen, Label) -> Result<(), CodegenError>,
+    ) -> Result<(), CodegenError> {
+        let live = d.min(SLOT_REGS.len());
+        let end = self.g.label("end_set");
+        if live == 0 {
+            if truth {
+                lookup(self.g, target)?;
+            } else {
+                lookup(self.g, end)?;
+                self.g.goto(target);
+            }
+            self.g.bind(end);
+            return Ok(());
+        }
+        let hit = self.g.label("in_set");
+        self.spill(live, true);
+        lookup(self.g, hit)?;
+        self.spill(live, false);
+        self.g.goto(if truth { end } else { target });
+        self.g.bind(hit);
+        self.spill(live, false);
+        if truth {
+            self.g.goto(target);
+        }
+        self.g.bind(end);
+        Ok(())
+    }
+
+    /// Saves (`save`) or restores the first `live` slot registers.
+    fn spill(&mut self, live: usize, save: bool) {
+        for (i, r) in SLOT_REGS[..live].iter().enumerate() {
+            let off = self.g.spill + 8 * i as i16;
+            if save {
+                self.g.store(Width::U64, Reg::R10, off, *r);
+            } else {
+                self.g.load(Width::U64, *r, Reg::R10, off);
+            }
+        }
     }
 
     /// Evaluates `a` and `b` into slots `d` and `d + 1`, heavier first;
@@ -177,21 +263,22 @@ impl ExprGen<'_> {
 
     /// Evaluates `e` into slot `d`, using only slots `d` and above.
     fn value(&mut self, e: &Expr, d: usize) -> Result<(), CodegenError> {
-        if d >= MAX_SLOTS {
-            return Err(CodegenError::TooComplex(MAX_SLOTS));
+        let max_slots = SLOT_REGS.len() + ((STACK_SIZE - self.g.reserved_stack) / 8) as usize;
+        if d >= max_slots {
+            return Err(CodegenError::TooComplex(max_slots));
         }
         match e {
             Expr::Const(c) => {
                 let r = self.target(d);
-                match i32::try_from(*c) {
-                    Ok(imm) => self.g.mov(r, imm),
-                    Err(_) => self.g.push(Insn::LoadImm64 { dst: r, imm: *c }),
-                }
+                self.g.mov_imm64(r, *c);
                 self.write(d, r);
             }
-            Expr::Var(v) if is_port(*v) => {
+            Expr::Var(v) if flag_test(*v).is_none() => {
                 let r = self.target(d);
-                self.g.mov(r, var_test(*v).0);
+                match self.home(*v) {
+                    Home::Reg(home) => self.g.mov(r, home),
+                    Home::Stack(off) => self.g.load(Width::U64, r, Reg::R10, off),
+                }
                 self.write(d, r);
             }
             Expr::Unary(op @ (UnaryOp::Neg | UnaryOp::BitNot), a) => {
@@ -272,8 +359,8 @@ impl ExprGen<'_> {
         let (sa, sb) = self.both(a, b, d)?;
         let ra = self.read(sa, SCRATCH_A);
         // The divisor and the shift count are modified in place; slot
-        // registers are ours to clobber, port registers are not (and are
-        // never in a slot: `value` copies them).
+        // registers are ours to clobber, variables' home registers are not
+        // (and are never in a slot: `value` copies them).
         let rb = self.read(sb, SCRATCH_B);
         match op {
             BinaryOp::Div | BinaryOp::Rem => self.divide(op, ra, rb),
@@ -414,21 +501,6 @@ fn stack_offset(d: usize, reserved: i16) -> i16 {
     -reserved - 8 * (d - SLOT_REGS.len() + 1) as i16
 }
 
-fn is_port(v: Var) -> bool {
-    matches!(v, Var::DstPort | Var::SrcPort)
-}
-
-fn port_reg(e: &Expr) -> Option<Reg> {
-    match e {
-        Expr::Var(v) if is_port(*v) => Some(if *v == Var::DstPort {
-            regs::DST_PORT
-        } else {
-            regs::SRC_PORT
-        }),
-        _ => None,
-    }
-}
-
 /// A constant that fits an instruction's 32-bit immediate (sign-extended
 /// to 64 bits by every instruction we use it in).
 fn immediate(e: &Expr) -> Option<i32> {
@@ -437,6 +509,9 @@ fn immediate(e: &Expr) -> Option<i32> {
         _ => None,
     }
 }
+
+/// The weight of a set lookup: more than any slot register count.
+const CALL_WEIGHT: usize = SLOT_REGS.len() + 1;
 
 /// Registers an expression needs beyond its result, for evaluation order.
 fn weight(e: &Expr) -> usize {
@@ -449,7 +524,10 @@ fn weight(e: &Expr) -> usize {
         }
         Expr::Logic(_, terms) => terms.iter().map(weight).max().unwrap_or(1),
         Expr::Cond(c, t, f) => weight(c).max(weight(t)).max(weight(f)),
-        Expr::InSet(..) | Expr::AddrIn(..) => todo!("language v2"),
+        // A lookup may clobber every slot register: evaluated first, it
+        // leaves fewer live registers to save around it.
+        Expr::InSet(a, _) => weight(a).max(CALL_WEIGHT),
+        Expr::AddrIn(..) => CALL_WEIGHT,
     }
 }
 

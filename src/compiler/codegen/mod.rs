@@ -2,31 +2,40 @@
 //!
 //! The program is built by a short list of named steps:
 //! 1. `lang::fold` simplifies the expression;
-//! 2. `headers::emit` parses the packet exactly as far as the filter
-//!    needs, leaving the variables in fixed registers (see [`regs`]) and
-//!    jumping to `drop` on a needed header that is malformed or short;
-//! 3. `expr::emit` evaluates the expression with short-circuit jumps to
+//! 2. `Gen::plan` lays out where values live: registers for the integer
+//!    variables read most, stack cells for the rest, for addresses and
+//!    for set lookups;
+//! 3. `headers::emit` parses the packet exactly as far as the filter
+//!    needs, leaving the variables in their homes (see [`regs`]) and
+//!    jumping to `drop` on a needed header that is malformed, or to the
+//!    slow path on one that is not in the linear data;
+//! 4. `expr::emit` evaluates the expression with short-circuit jumps to
 //!    `drop`, falling through when the packet may pass;
-//! 4. the verdict tails `r0 = 1` and `drop: r0 = 0` end the program; a
-//!    tail is emitted only when something reaches it.
+//! 5. the verdict tails `r0 = 1` and `drop: r0 = 0` end the program; a
+//!    tail is emitted only when something reaches it;
+//! 6. `headers::emit_slow_path` adds the parse through
+//!    `bpf_skb_load_bytes`, after the tails, off the hot path.
 //!
 //! Only instructions and features Linux 5.10 has are used (no cpu-v4
-//! instructions, no bounded loops, no helpers), so the programs load on
-//! today's long-term distribution kernels.
+//! instructions, no bounded loops; helpers that 5.10 offers cgroup_skb
+//! programs), so the programs load on today's long-term distribution
+//! kernels.
 
 mod counting;
 mod dispatcher;
 mod expr;
 mod headers;
+mod sets;
 
 pub use counting::{
     COUNTER_SLOTS, Counting, SKB_CB0, TRACE_SLOT_DROP, TRACE_SLOT_FORWARD, TRACE_SLOTS, counter_key,
 };
 pub use dispatcher::dispatcher;
+pub use sets::{SetOptions, SetStrategy, SetTable, TableContents};
 
 use super::asm::{AluOp, Asm, AsmError, Cond, Insn, Label, Operand, Program, Reg, Width};
 use crate::lang::fold::fold;
-use crate::lang::ir::{Filter, Var};
+use crate::lang::ir::{AddrVar, Expr, Filter, Need, Var};
 use std::collections::HashSet;
 
 /// Where the parsed packet variables live while the expression runs.
@@ -40,15 +49,26 @@ pub mod regs {
     /// transport header; ICMPv6 is normalized to 1 (the ICMP test) and a
     /// protocol 1 in IPv6 to 0, so `icmp` is one comparison.
     pub const KIND: Reg = Reg::R7;
-    pub const DST_PORT: Reg = Reg::R8;
-    pub const SRC_PORT: Reg = Reg::R9;
+    /// Homes for the integer variables the filter reads most (ports,
+    /// `proto`, `len`, ICMP type and code); the rest live in stack cells.
+    pub const VALUES: [Reg; 2] = [Reg::R8, Reg::R9];
 }
 
 /// Offsets into `struct __sk_buff` (include/uapi/linux/bpf.h).
 pub mod skb {
+    pub const LEN: i16 = 0;
     pub const PROTOCOL: i16 = 16;
     pub const DATA: i16 = 76;
     pub const DATA_END: i16 = 80;
+}
+
+/// Where an integer variable lives once the headers are parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Home {
+    /// A callee-saved register (one of [`regs::VALUES`]).
+    Reg(Reg),
+    /// An 8-byte stack cell at this offset from the frame pointer.
+    Stack(i16),
 }
 
 /// Why a filter could not be turned into a program.
@@ -58,45 +78,119 @@ pub enum CodegenError {
     TooComplex(usize),
     #[error(transparent)]
     Asm(#[from] AsmError),
+    #[error("cannot build the lookup table of a set: {0}")]
+    Table(#[from] crate::compiler::tables::RangeTableError),
+}
+
+/// A generated program and the tables its set lookups read: table `i` is
+/// the object's map `SetOptions::first_map + i`.
+#[derive(Debug)]
+pub struct Generated {
+    pub program: Program,
+    pub tables: Vec<SetTable>,
 }
 
 /// Compiles a checked filter into a cgroup_skb program (1 = forward, 0 = drop).
-pub fn generate(filter: &Filter) -> Result<Program, CodegenError> {
-    generate_with(filter, None)
+pub fn generate(filter: &Filter, sets: &SetOptions) -> Result<Generated, CodegenError> {
+    generate_with(filter, None, sets)
 }
 
 /// As [`generate`], counting every verdict when `counting` is given.
 pub fn generate_with(
     filter: &Filter,
     counting: Option<&Counting>,
-) -> Result<Program, CodegenError> {
+    sets: &SetOptions,
+) -> Result<Generated, CodegenError> {
+    let options = CodegenOptions {
+        sets: sets.clone(),
+        ..CodegenOptions::default()
+    };
+    generate_with_options(filter, counting, &options)
+}
+
+/// Choices that change how a program is built, never its verdicts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CodegenOptions {
+    /// How set lookups are compiled, and where their tables go.
+    pub sets: SetOptions,
+    /// Start in the slow path, which reads every header through
+    /// `bpf_skb_load_bytes`, instead of direct packet access. For tests:
+    /// `BPF_PROG_TEST_RUN` builds linear socket buffers, where the slow
+    /// path otherwise runs only for packets that are really cut short.
+    pub force_slow_path: bool,
+}
+
+/// As [`generate_with`], with `options`.
+pub fn generate_with_options(
+    filter: &Filter,
+    counting: Option<&Counting>,
+    options: &CodegenOptions,
+) -> Result<Generated, CodegenError> {
     let expr = fold(&filter.expr);
     let mut g = Gen::new();
+    g.sets = sets::SetState::new(options.sets.clone());
     if counting.is_some() {
         counting::save_context(&mut g);
     }
-    let used = expr.vars();
-    headers::emit(&mut g, filter.need, &used);
+    g.plan(&expr);
+    let mut need = filter.need;
+    if !g.addrs.is_empty() {
+        // Addresses are in the IP header.
+        need = need.union(Need::NETWORK);
+    }
+    let slow_path = headers::emit(&mut g, need, &expr.vars(), options.force_slow_path);
     expr::emit(&mut g, &expr)?;
     match counting {
         Some(c) => counting::tails(&mut g, c),
         None => g.tails(),
     }
+    if let Some(slow_path) = slow_path {
+        headers::emit_slow_path(&mut g, slow_path);
+    }
     g.asm.remove_dead_code();
-    Ok(g.asm.finish()?)
+    Ok(Generated {
+        program: g.asm.finish()?,
+        tables: g.sets.into_tables(),
+    })
 }
 
-/// The code generator's state: the instruction builder and the labels
-/// shared by every step.
+/// The BPF stack: 512 bytes below the frame pointer.
+pub(crate) const STACK_SIZE: i16 = 512;
+
+/// The code generator's state: the instruction builder, the labels shared
+/// by every step, and the stack frame's layout.
+///
+/// The frame is laid out before any code is emitted: the tails' cells
+/// (when counting), then the homes of integer variables that did not get
+/// a register, the address cells, the set lookups' scratch and spill
+/// areas; expression temporaries take what is left below
+/// `reserved_stack`.
 pub(crate) struct Gen {
     pub asm: Asm,
     /// Where a packet goes to be dropped.
     pub drop: Label,
     /// Labels some instruction jumps to, so unused tails are left out.
     referenced: HashSet<Label>,
-    /// Bytes at the top of the stack frame kept for the tails; expression
-    /// temporaries live below them.
+    /// Bytes at the top of the stack frame taken by fixed cells;
+    /// expression temporaries live below them.
     pub reserved_stack: i16,
+    /// The stack cell holding the context pointer, when something saved it
+    /// there (r1 is an expression temporary and a helper argument).
+    pub ctx_cell: Option<i16>,
+    /// Homes of the integer variables the expression reads.
+    homes: Vec<(Var, Home)>,
+    /// A 16-byte cell per address the expression reads: the address bytes
+    /// as on the wire (4 for IPv4, then zeros; 16 for IPv6).
+    addrs: Vec<(AddrVar, i16)>,
+    /// 32 bytes of scratch for set lookups, as an offset from the frame
+    /// pointer to its lowest byte (8-byte aligned). Allocated only when the
+    /// expression has a set; 0 otherwise.
+    pub set_scratch: i16,
+    /// Four cells where the expression saves r0-r3 around a set lookup
+    /// (offset of the lowest); 0 when the expression has no set.
+    pub spill: i16,
+    /// How set lookups are compiled, and the tables they read.
+    pub sets: sets::SetState,
 }
 
 impl Gen {
@@ -108,6 +202,90 @@ impl Gen {
             drop,
             referenced: HashSet::new(),
             reserved_stack: 0,
+            ctx_cell: None,
+            homes: Vec::new(),
+            addrs: Vec::new(),
+            set_scratch: 0,
+            spill: 0,
+            sets: sets::SetState::new(SetOptions::default()),
+        }
+    }
+
+    /// Reserves `bytes` (rounded up to whole 8-byte cells) at the top of
+    /// the frame and returns the offset of their lowest byte from the
+    /// frame pointer. Only before code that uses expression temporaries is
+    /// emitted: those live below the reserved bytes.
+    pub fn alloc_stack(&mut self, bytes: i16) -> i16 {
+        let cells = (bytes + 7) / 8;
+        self.reserved_stack += cells * 8;
+        -self.reserved_stack
+    }
+
+    /// Decides where every value the expression reads lives: registers for
+    /// the integer variables read most, stack cells for the others and for
+    /// addresses, and the set lookups' scratch.
+    fn plan(&mut self, expr: &Expr) {
+        let mut counts: Vec<(Var, usize)> = Vec::new();
+        let mut has_sets = false;
+        expr.visit(&mut |e| match e {
+            Expr::Var(v) if !is_flag(*v) => match counts.iter_mut().find(|(u, _)| u == v) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((*v, 1)),
+            },
+            Expr::InSet(..) | Expr::AddrIn(..) => has_sets = true,
+            _ => {}
+        });
+        // Most read first; ties in a fixed order, ports first as they are
+        // the common case.
+        counts.sort_by_key(|&(v, n)| (std::cmp::Reverse(n), register_priority(v)));
+        for (i, (var, _)) in counts.into_iter().enumerate() {
+            let home = match regs::VALUES.get(i) {
+                Some(r) => Home::Reg(*r),
+                None => Home::Stack(self.alloc_stack(8)),
+            };
+            self.homes.push((var, home));
+        }
+        for addr in expr.addr_vars() {
+            let cell = self.alloc_stack(16);
+            self.addrs.push((addr, cell));
+        }
+        if has_sets {
+            self.set_scratch = self.alloc_stack(32);
+            self.spill = self.alloc_stack(32);
+        }
+    }
+
+    /// Where an integer variable the expression reads lives.
+    pub fn home(&self, var: Var) -> Option<Home> {
+        self.homes
+            .iter()
+            .find(|(v, _)| *v == var)
+            .map(|(_, home)| *home)
+    }
+
+    /// The addresses the expression reads, with their cells.
+    pub fn addr_cells(&self) -> &[(AddrVar, i16)] {
+        &self.addrs
+    }
+
+    /// The 16-byte cell holding an address the expression reads.
+    pub fn addr_cell(&self, addr: AddrVar) -> Option<i16> {
+        self.addrs
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, cell)| *cell)
+    }
+
+    /// Sets an integer variable's home to `src` (a register or an immediate).
+    pub fn set_home(&mut self, home: Home, src: impl Into<Operand>) {
+        match home {
+            Home::Reg(r) => self.mov(r, src),
+            Home::Stack(off) => self.push(Insn::Store {
+                width: Width::U64,
+                base: Reg::R10,
+                off,
+                src: src.into(),
+            }),
         }
     }
 
@@ -143,6 +321,15 @@ impl Gen {
         });
     }
 
+    pub fn store(&mut self, width: Width, base: Reg, off: i16, src: impl Into<Operand>) {
+        self.push(Insn::Store {
+            width,
+            base,
+            off,
+            src: src.into(),
+        });
+    }
+
     pub fn alu(&mut self, op: AluOp, dst: Reg, src: impl Into<Operand>) {
         self.push(Insn::Alu64 {
             op,
@@ -158,6 +345,19 @@ impl Gen {
             src: src.into(),
             target,
         });
+    }
+
+    pub fn goto(&mut self, target: Label) {
+        self.push(Insn::Goto(target));
+    }
+
+    /// `dst = imm` for any 64-bit value: one instruction when it fits the
+    /// sign-extended 32-bit immediate, the two-slot load otherwise.
+    pub fn mov_imm64(&mut self, dst: Reg, imm: i64) {
+        match i32::try_from(imm) {
+            Ok(small) => self.mov(dst, small),
+            Err(_) => self.push(Insn::LoadImm64 { dst, imm }),
+        }
     }
 
     pub fn is_referenced(&self, label: Label) -> bool {
@@ -178,12 +378,34 @@ impl Gen {
     }
 }
 
-/// The register holding a variable that lives in one (ports), or the
-/// register a boolean variable is tested on, with the value that makes it 1.
-pub(crate) fn var_test(var: Var) -> (Reg, i32) {
+/// Whether a variable is a truth value tested on [`regs::PROTOCOL`] or
+/// [`regs::KIND`] (see [`flag_test`]) rather than an integer with a home.
+pub(crate) fn is_flag(var: Var) -> bool {
+    matches!(var, Var::Ip | Var::Ipv6 | Var::Tcp | Var::Udp | Var::Icmp)
+}
+
+/// Which integer variables get the value registers when there are more
+/// than two: lower first.
+fn register_priority(var: Var) -> usize {
+    [
+        Var::DstPort,
+        Var::SrcPort,
+        Var::Proto,
+        Var::IcmpType,
+        Var::IcmpCode,
+        Var::Len,
+    ]
+    .iter()
+    .position(|v| *v == var)
+    .unwrap_or(usize::MAX)
+}
+
+/// For a truth-valued variable, the register it is tested on and the
+/// value that makes it 1; `None` for integer variables.
+pub(crate) fn flag_test(var: Var) -> Option<(Reg, i32)> {
     use crate::packet::headers::proto;
     use crate::packet::{ETH_P_IP, ETH_P_IPV6};
-    match var {
+    Some(match var {
         // skb->protocol holds the EtherType in network byte order; the
         // 32-bit load sees it in host order, hence the swap.
         Var::Ip => (regs::PROTOCOL, i32::from(ETH_P_IP.to_be())),
@@ -191,8 +413,8 @@ pub(crate) fn var_test(var: Var) -> (Reg, i32) {
         Var::Tcp => (regs::KIND, i32::from(proto::TCP)),
         Var::Udp => (regs::KIND, i32::from(proto::UDP)),
         Var::Icmp => (regs::KIND, i32::from(proto::ICMP)),
-        Var::DstPort => (regs::DST_PORT, 0),
-        Var::SrcPort => (regs::SRC_PORT, 0),
-        Var::Proto | Var::Len | Var::IcmpType | Var::IcmpCode => todo!("language v2"),
-    }
+        Var::SrcPort | Var::DstPort | Var::Proto | Var::Len | Var::IcmpType | Var::IcmpCode => {
+            return None;
+        }
+    })
 }
