@@ -319,3 +319,120 @@ fn kernel_test_reports_packets_it_cannot_run() {
     assert!(lines[0].contains("needs at least 20 bytes"), "{out}");
     assert!(lines[1].starts_with("2 forward"), "{out}");
 }
+
+#[test]
+fn direction_resolves_local_and_remote_names() {
+    // Without a direction the checker says which flag to give.
+    let o = portwall(&["check", "tcp && local_port in {80, 443}"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("error: `local_port` needs to know the direction of the packets"),
+        "{err}"
+    );
+    assert!(
+        err.contains("give `--direction ingress` or `--direction egress`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 | tcp && local_port in {80, 443}\n  |        ^^^^^^^^^^\n"),
+        "{err}"
+    );
+
+    let o = portwall(&[
+        "check",
+        "--direction",
+        "ingress",
+        "--json",
+        "local_port == 80",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["canonical"], "local_port == 80");
+    assert_eq!(v["variables"], serde_json::json!(["dst_port"]));
+    assert_eq!(v["direction"], "ingress");
+    assert_eq!(v["parses"], serde_json::json!(["network", "ports"]));
+    let o = portwall(&["check", "--direction", "out", "tcp"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+
+    // The same packet from 10.0.0.1:40000 to 10.0.0.2:53, judged as sent
+    // and as received.
+    let dns = hex(&packets::ipv4_udp(packets::SRC4, packets::DST4, 40000, 53));
+    let verdict = |direction: &str, filter: &str| {
+        let o = portwall(&[
+            "test",
+            filter,
+            "--direction",
+            direction,
+            "--hex",
+            &dns,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["packets"][0]["verdict"].as_str().unwrap().to_string()
+    };
+    assert_eq!(verdict("egress", "remote_port == 53"), "forward");
+    assert_eq!(verdict("ingress", "remote_port == 53"), "drop");
+    assert_eq!(verdict("ingress", "local_port == 53"), "forward");
+    assert_eq!(verdict("egress", "local_ip == 10.0.0.1"), "forward");
+    assert_eq!(verdict("ingress", "local_ip == 10.0.0.1"), "drop");
+
+    let o = portwall(&["compile", "--emit", "asm", "remote_port == 53"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("`remote_port` needs to know the direction"));
+    let o = portwall(&[
+        "compile",
+        "--emit",
+        "asm",
+        "--direction",
+        "egress",
+        "remote_port == 53",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn check_json_describes_sets_and_addresses() {
+    let o = portwall(&[
+        "check",
+        "--json",
+        "icmp_type in {0, 8} || dst_ip in {10.0.0.0/8, ::1} && len < 100",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["canonical"],
+        "icmp_type in {0, 8} || (dst_ip in {10.0.0.0/8, ::1} && len < 100)"
+    );
+    assert_eq!(v["variables"], serde_json::json!(["len", "icmp_type"]));
+    assert_eq!(v["addresses"], serde_json::json!(["dst_ip"]));
+    assert_eq!(v["parses"], serde_json::json!(["network", "icmp"]));
+    assert_eq!(v["direction"], serde_json::Value::Null);
+}
+
+#[test]
+fn huge_sets_from_files_are_checked_quickly() {
+    // 100,000 prefixes, half IPv4 and half IPv6, one per line; and every
+    // port. The limit is for unoptimized builds on a shared machine.
+    let mut text = String::from("tcp && dst_ip in {\n");
+    for i in 0u32..50_000 {
+        let [_, a, b, c] = (i << 4).to_be_bytes();
+        text.push_str(&format!("  10.{a}.{b}.{c}/28, fd00:{i:x}::/32,\n"));
+    }
+    text.push_str("} && dst_port in {");
+    let ports: Vec<String> = (0..65_536).map(|p| p.to_string()).collect();
+    text.push_str(&ports.join(","));
+    text.push_str("}\n");
+    let path = temp_file("huge.filter", text.as_bytes());
+    let started = std::time::Instant::now();
+    let o = portwall(&["check", "-f", path.to_str().unwrap()]);
+    let took = started.elapsed();
+    let _ = std::fs::remove_file(&path);
+    assert!(o.status.success(), "{}", stderr(&o));
+    println!("check -f of 100,000 prefixes and 65,536 ports: {took:?}");
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    let out = stdout(&o);
+    assert!(out.starts_with("tcp && dst_ip in {10.0.0.0/28, fd00::/32, 10.0.0.16/28, "));
+    assert!(out.ends_with(", 65534, 65535}\n"));
+}

@@ -501,15 +501,76 @@ fn new_constructs_in_the_kernel() {
     let mut failures = Vec::new();
     for c in &cases {
         assert!(kernel::testable(&c.packet), "{}: packet too short", c.name);
-        let loaded = kernel::load(&c.filter, c.name);
-        let got = kernel::verdict(&loaded, &c.packet);
-        if got != c.expect {
-            failures.push(format!(
-                "{}: expected {:?}, kernel {got:?}",
-                c.name, c.expect
-            ));
+        // Both read paths: see `kernel::load_both`.
+        for (path, loaded) in kernel::load_both(&c.filter, c.name) {
+            let got = kernel::verdict(&loaded, &c.packet);
+            if got != c.expect {
+                failures.push(format!(
+                    "{}: expected {:?}, kernel {got:?} ({path:?} path)",
+                    c.name, c.expect
+                ));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     println!("codegen v2: {} cases agree in the kernel", cases.len());
+}
+
+/// With counting, the context is saved at the start and the slow path
+/// shares that cell: verdicts and counters are right on both read paths.
+#[test]
+fn counting_on_both_read_paths() {
+    use portwall::compiler::{self, CompileOptions};
+    use portwall::lang::ir::Direction;
+    use portwall::lang::parse;
+
+    let text = "udp && dst_port == 53 && src_ip in {10.0.0.0/8}";
+    let filter = check::check(&parse::parse(text).unwrap()).unwrap();
+    let objects: Vec<(bool, Vec<u8>)> = [false, true]
+        .into_iter()
+        .map(|force_slow_path| {
+            let options = CompileOptions {
+                force_slow_path,
+                ..CompileOptions::default()
+            };
+            let (_, object) = compiler::managed_object_with(
+                &filter,
+                Some(Direction::Ingress),
+                "pw_test_meta",
+                8,
+                &options,
+            )
+            .expect("compiles");
+            (force_slow_path, object)
+        })
+        .collect();
+    if !kernel::available("counting_on_both_read_paths") {
+        return;
+    }
+    for (slow, object) in objects {
+        let loaded = portwall::kernel::load(&object, compiler::PROGRAM_NAME)
+            .unwrap_or_else(|e| panic!("slow path {slow}: {e:#}"));
+        // 28 bytes, forwarded; 40 bytes, dropped; 28 bytes, dropped.
+        assert_eq!(kernel::verdict(&loaded, &udp4(53)), F, "slow path {slow}");
+        assert_eq!(kernel::verdict(&loaded, &tcp4(53)), D, "slow path {slow}");
+        let elsewhere = packets::ipv4_udp(B4, A4, 40000, 53);
+        assert_eq!(kernel::verdict(&loaded, &elsewhere), D, "slow path {slow}");
+        let map = loaded
+            .ebpf()
+            .map(compiler::COUNTERS_MAP)
+            .expect("counters map");
+        let counters = aya::maps::PerCpuArray::<_, [u64; 2]>::try_from(map).expect("per-CPU array");
+        let sum = portwall::filters::sum_counters(&counters).expect("counters read");
+        let i = sum.ingress;
+        assert_eq!(
+            (
+                i.forwarded_packets,
+                i.forwarded_bytes,
+                i.dropped_packets,
+                i.dropped_bytes
+            ),
+            (1, 28, 2, 68),
+            "slow path {slow}"
+        );
+    }
 }

@@ -48,18 +48,21 @@ fn differential(test: &str, options: impl Fn(u64) -> Options) {
             rejected += 1;
             continue;
         };
-        let loaded = kernel::load(&filter, &text);
+        // Both read paths: see `kernel::load_both`.
+        let loaded = kernel::load_both(&filter, &text);
         compiled += 1;
         for _ in 0..packets_per_filter {
             let packet = rng.pick(&packets);
             let expected = eval::evaluate(&filter, packet).verdict();
-            let got = kernel::verdict(&loaded, packet);
-            assert_eq!(
-                got, expected,
-                "seed {seed:#x}: filter `{text}` ({:?}) on packet {:02x?} (ethertype {:#06x}): \
-                 kernel {got:?}, evaluator {expected:?}",
-                options.direction, packet.data, packet.ethertype
-            );
+            for (path, loaded) in &loaded {
+                let got = kernel::verdict(loaded, packet);
+                assert_eq!(
+                    got, expected,
+                    "seed {seed:#x}: filter `{text}` ({:?}) on packet {:02x?} (ethertype {:#06x}): \
+                     kernel {got:?} ({path:?} path), evaluator {expected:?}",
+                    options.direction, packet.data, packet.ethertype
+                );
+            }
             cases += 1;
         }
     }

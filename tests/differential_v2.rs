@@ -309,20 +309,23 @@ fn new_constructs_agree_with_the_evaluator() {
     let mut cases = 0u64;
     for (filter, program) in &built {
         let text = format!("{:?}", filter.expr);
-        let loaded = kernel::load(filter, &text);
+        // Both read paths: see `kernel::load_both`.
+        let loaded = kernel::load_both(filter, &text);
         // The chosen packets every time, random ones after them.
         let picks = (0..chosen)
             .chain((0..packets_per_filter).map(|_| rng.below(packets.len() as u64) as usize));
         for p in picks {
             let packet = &packets[p];
             let expected = eval::evaluate(filter, packet).verdict();
-            let got = kernel::verdict(&loaded, packet);
-            assert_eq!(
-                got, expected,
-                "seed {seed:#x}: filter {text} on packet {:02x?} (ethertype {:#06x}): \
-                 kernel {got:?}, evaluator {expected:?}\n{program}",
-                packet.data, packet.ethertype
-            );
+            for (path, loaded) in &loaded {
+                let got = kernel::verdict(loaded, packet);
+                assert_eq!(
+                    got, expected,
+                    "seed {seed:#x}: filter {text} on packet {:02x?} (ethertype {:#06x}): \
+                     kernel {got:?} ({path:?} path), evaluator {expected:?}\n{program}",
+                    packet.data, packet.ethertype
+                );
+            }
             cases += 1;
         }
     }

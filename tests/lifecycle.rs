@@ -225,3 +225,80 @@ fn a_missing_bpffs_is_mounted() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn direction_aware_filters_keep_to_their_direction() {
+    if !kernel::available("direction_aware_filters_keep_to_their_direction") {
+        return;
+    }
+    let fs = PrivateBpffs::mount("direction");
+    let b = fs.path();
+    let err = fails(portwall(b, &["load", "dns", "udp && remote_port == 53"]));
+    assert!(
+        err.contains("`remote_port` needs to know the direction") && err.contains("--direction"),
+        "{err}"
+    );
+    ok(portwall(
+        b,
+        &[
+            "load",
+            "dns",
+            "udp && remote_port == 53",
+            "--direction",
+            "egress",
+        ],
+    ));
+    assert_eq!(show(b, "dns")["meta"]["direction"], "egress");
+    // On egress the remote port is the destination (udp() sends from 1000).
+    assert_eq!(verdict(b, "dns", &udp(53)), 1);
+    assert_eq!(verdict(b, "dns", &udp(54)), 0);
+
+    let mount = portwall::kernel::cgroup::cgroup2_mount().expect("cgroup2 is mounted");
+    let cgroup = portwall::kernel::cgroup::TempCgroup::create(&mount, "pwtest-direction")
+        .expect("cgroup is created");
+    let path = cgroup.path().to_str().expect("a UTF-8 path");
+    let err = fails(portwall(
+        b,
+        &["attach", "dns", "--cgroup", path, "--ingress"],
+    ));
+    assert!(
+        err.contains("was loaded for egress and cannot be attached for ingress"),
+        "{err}"
+    );
+    ok(portwall(
+        b,
+        &["attach", "dns", "--cgroup", path, "--egress"],
+    ));
+    // A replacement resolved for ingress would read remote as local there.
+    let err = fails(portwall(
+        b,
+        &[
+            "load",
+            "dns",
+            "udp && local_port == 53",
+            "--direction",
+            "ingress",
+            "--replace",
+        ],
+    ));
+    assert!(err.contains("they would mean the opposite"), "{err}");
+    assert_eq!(show(b, "dns")["meta"]["direction"], "egress");
+    assert_eq!(verdict(b, "dns", &udp(53)), 1);
+    // Resolved for the same direction, it replaces.
+    ok(portwall(
+        b,
+        &[
+            "load",
+            "dns",
+            "udp && remote_port == 54",
+            "--direction",
+            "egress",
+            "--replace",
+        ],
+    ));
+    assert_eq!(verdict(b, "dns", &udp(54)), 1);
+    ok(portwall(
+        b,
+        &["detach", "dns", "--cgroup", path, "--egress"],
+    ));
+}

@@ -62,6 +62,20 @@ impl std::fmt::Display for Compiled {
 pub struct CompileOptions {
     /// How set lookups are compiled.
     pub sets: codegen::SetStrategy,
+    /// Start in the slow path (see `codegen::CodegenOptions`); for tests.
+    pub force_slow_path: bool,
+}
+
+impl CompileOptions {
+    fn codegen(&self, first_map: u16) -> codegen::CodegenOptions {
+        codegen::CodegenOptions {
+            sets: codegen::SetOptions {
+                strategy: self.sets,
+                first_map,
+            },
+            force_slow_path: self.force_slow_path,
+        }
+    }
 }
 
 /// Compiles a checked filter into a cgroup_skb program.
@@ -71,11 +85,7 @@ pub fn compile(filter: &Filter) -> Result<Compiled, CompileError> {
 
 /// As [`compile`], with options.
 pub fn compile_with(filter: &Filter, options: &CompileOptions) -> Result<Compiled, CompileError> {
-    let sets = codegen::SetOptions {
-        strategy: options.sets,
-        first_map: 0,
-    };
-    let generated = codegen::generate(filter, &sets)?;
+    let generated = codegen::generate_with_options(filter, None, &options.codegen(0))?;
     Ok(Compiled {
         program: generated.program,
         tables: generated.tables,
@@ -157,11 +167,8 @@ pub fn managed_object_with(
         keep_alive: vec![asm::MapRef(1)],
     };
     const OWN_MAPS: u16 = 2;
-    let sets = codegen::SetOptions {
-        strategy: options.sets,
-        first_map: OWN_MAPS,
-    };
-    let generated = codegen::generate_with(filter, Some(&counting), &sets)?;
+    let generated =
+        codegen::generate_with_options(filter, Some(&counting), &options.codegen(OWN_MAPS))?;
     let mut maps = vec![
         MapDef {
             name: COUNTERS_MAP.into(),

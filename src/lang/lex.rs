@@ -13,7 +13,8 @@
 //! with a digit an IPv4 address; anything else lexes as before, so
 //! `1..1023` is `1`, `..`, `1023` and `dst_port` is a name. A run with
 //! `:` that is not an IPv6 address and has no `::` is left to the old
-//! rules too, because the first language allowed `c ? d ? 1:2:3`. An
+//! rules too, because the first language allowed `c ? d ? 1:2:3`; one `:`
+//! at the end of a run is left out of it, as the `:` of a `?:`. An
 //! address directly followed by `/` and digits takes them as its prefix
 //! length.
 //!
@@ -234,6 +235,11 @@ impl<'s> Lexer<'s> {
         // `a..b` with addresses is not an address; stopping at `..` lets
         // the parser say that address ranges are written as prefixes.
         let text = text.find("..").map_or(text, |i| &text[..i]);
+        // A single `:` at the end is the `:` of a `?:` (`c ? ::1: x`).
+        let text = match text.strip_suffix(':') {
+            Some(shorter) if !shorter.ends_with(':') => shorter,
+            _ => text,
+        };
         let colons = text.bytes().filter(|b| *b == b':').count();
         let dots = text.bytes().filter(|b| *b == b'.').count();
         let addr = if colons >= 2 {
@@ -759,6 +765,24 @@ mod tests {
             ]
         );
         assert_eq!(kinds("a?b:c"), [Name, Question, Name, Colon, Name]);
+        assert_eq!(
+            kinds("c ? fd00::1: 0"),
+            [Name, Question, addr("fd00::1", None), Colon, Int(0)]
+        );
+        assert_eq!(
+            kinds("c ? d ? 1:2: 3"),
+            [
+                Name,
+                Question,
+                Name,
+                Question,
+                Int(1),
+                Colon,
+                Int(2),
+                Colon,
+                Int(3)
+            ]
+        );
     }
 
     #[test]

@@ -453,13 +453,14 @@ impl<'s> Parser<'s> {
             }
         };
         self.bump()?;
+        let unclosed = || {
+            Diagnostic::new("unclosed `{`", open)
+                .with_help("the filter ends before this `{` is closed")
+        };
         let mut members = Vec::new();
         loop {
             match self.current {
-                None => {
-                    return Err(Diagnostic::new("unclosed `{`", open)
-                        .with_help("the filter ends before this `{` is closed"));
-                }
+                None => return Err(unclosed()),
                 Some(token) if token.kind == TokenKind::RBrace => {
                     self.bump()?;
                     return Ok(Set {
@@ -473,10 +474,7 @@ impl<'s> Parser<'s> {
             match self.current.map(|t| t.kind) {
                 Some(TokenKind::Comma) => self.bump()?,
                 Some(TokenKind::RBrace) => {}
-                None => {
-                    return Err(Diagnostic::new("unclosed `{`", open)
-                        .with_help("the filter ends before this `{` is closed"));
-                }
+                None => return Err(unclosed()),
                 Some(_) => {
                     return Err(self.expected("`,` or `}`").with_help(format!(
                         "members of the set at {} are separated by `,`",
@@ -539,11 +537,8 @@ impl<'s> Parser<'s> {
             negative = Some(token.span);
             self.bump()?;
         }
-        match self.current {
-            Some(token) if matches!(token.kind, TokenKind::Int(_)) => {
-                let TokenKind::Int(magnitude) = token.kind else {
-                    unreachable!("matched above")
-                };
+        match self.current.map(|token| (token, token.kind)) {
+            Some((token, TokenKind::Int(magnitude))) => {
                 self.bump()?;
                 let lit = IntLit {
                     negative: negative.is_some(),
@@ -551,7 +546,7 @@ impl<'s> Parser<'s> {
                 };
                 Ok((lit, negative.unwrap_or(token.span).to(token.span)))
             }
-            Some(token) if token.kind == TokenKind::Name => Err(self
+            Some((_, TokenKind::Name)) => Err(self
                 .expected(what)
                 .with_help("set members are literals: numbers, ranges, addresses and prefixes")),
             _ => Err(self.expected(what)),

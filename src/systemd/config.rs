@@ -397,6 +397,27 @@ mod tests {
     }
 
     #[test]
+    fn direction_aware_names_take_the_configured_direction() {
+        use crate::lang::ir::{Expr, Var};
+        let c = ok("direction = ingress\nfilter = tcp && local_port == 443\n");
+        assert_eq!(c.filter.direction, Some(Direction::Ingress));
+        let Expr::Logic(_, terms) = &c.filter.expr else {
+            panic!("{:?}", c.filter.expr)
+        };
+        assert_eq!(terms[1].vars(), vec![Var::DstPort]);
+        // `either` leaves them meaningless: an error on the name.
+        let e = err("direction = either\nfilter = tcp &&\n    remote_ip == ::1\n");
+        assert!(
+            e.contains("error: `remote_ip` needs to know the direction of the packets"),
+            "{e}"
+        );
+        assert!(e.contains("--> web.conf:3:5\n"), "{e}");
+        assert!(e.contains("`direction = ingress` or `egress`"), "{e}");
+        // Without them, `either` is fine and the filter names no direction.
+        assert_eq!(ok("filter = dst_ip in {10.0.0.0/8}").filter.direction, None);
+    }
+
+    #[test]
     fn filter_errors_point_into_the_file() {
         let e = err("# web\ndirection = egress\nfilter = tcp &&\n    dst_prot == 80\n");
         assert!(e.contains("--> web.conf:4:5\n"), "{e}");

@@ -1,17 +1,31 @@
 //! Header parsing: the program's half of `packet::headers`.
 //!
-//! Packet bytes are read with direct packet access (`skb->data` ..
-//! `skb->data_end`); every read is preceded by an explicit bounds check,
-//! which is also what the verifier demands. One check covers each
-//! header's fixed part, so the hot path has few of them.
+//! The parser is emitted twice, from one description parametrized by how
+//! it reads packet bytes ([`Access`]):
+//!
+//! - the fast path reads with direct packet access (`skb->data` ..
+//!   `skb->data_end`, the linear part of the socket buffer); every read is
+//!   preceded by an explicit bounds check, which is also what the verifier
+//!   demands. One check covers each header's fixed part, so the hot path
+//!   has few of them. A check that fails goes to `short`;
+//! - at `short`, a packet whose length (`skb->len`) reaches past
+//!   `data_end` has bytes outside the linear part: the slow path parses it
+//!   again from the start, copying each header's fixed part to the stack
+//!   with `bpf_skb_load_bytes`, which reads non-linear data too. There a
+//!   failed copy means the packet really is cut short, and drops it, as a
+//!   failed check does when the whole packet is linear. The slow path is
+//!   laid out after the verdict tails, off the hot path.
 //!
 //! The parser reads only what the filter uses: `proto`, the ICMP bytes and
 //! the addresses cost nothing unless the filter reads them. Results land in
 //! [`regs`] (the EtherType and the transport kind) and in the homes `Gen`
 //! planned for the integer variables and addresses.
 //!
-//! Registers while parsing: r1 = context, r2 = data, r3 = data_end,
+//! Registers on the fast path: r1 = context, r2 = data, r3 = data_end,
 //! r4 = offset of the current header, r5 = pointer to it, r0 = scratch.
+//! On the slow path helper calls clobber r0-r5: the offset lives in r6
+//! (reloaded with `skb->protocol` at the end) and the context in a stack
+//! cell.
 
 use super::{Gen, Home, regs, skb};
 use crate::compiler::asm::{AluOp, Cond, Insn, Label, Reg, Width};
@@ -22,30 +36,132 @@ use crate::packet::{ETH_P_IP, ETH_P_IPV6};
 const CTX: Reg = Reg::R1;
 const DATA: Reg = Reg::R2;
 const DATA_END: Reg = Reg::R3;
-const OFFSET: Reg = Reg::R4;
 const HEADER: Reg = Reg::R5;
 const SCRATCH: Reg = Reg::R0;
+/// `bpf_skb_load_bytes(skb, offset, to, len)`: 0 or a negative error.
+const HELPER_SKB_LOAD_BYTES: i32 = 26;
+/// The largest fixed part copied at once: the IPv6 header.
+const COPY_BUFFER: i16 = 40;
+/// A packet longer than this goes to the slow path without comparing its
+/// length with the linear part: the comparison adds the length to a
+/// packet pointer, which the verifier wants bounded.
+const MAX_LINEAR_CHECK: i32 = 0xffff;
+
+/// How the parser reads packet bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    /// Direct packet access to the linear part; reads beyond it go to
+    /// `short`.
+    Direct,
+    /// `bpf_skb_load_bytes` copies each header's fixed part to the
+    /// `buffer` cell and fields are read from there; the context is kept
+    /// in the `ctx` cell. A failed copy drops.
+    Copy { buffer: i16, ctx: i16 },
+}
+
+/// The slow path still to emit, once the verdict tails are out of the way.
+pub(super) struct SlowPath {
+    need: Need,
+    used: Vec<Var>,
+    /// Where the fast path's failed bounds checks go.
+    short: Label,
+    /// The start of the slow parse.
+    entry: Label,
+    /// Where the expression starts.
+    parsed: Label,
+    buffer: i16,
+    ctx: i16,
+    /// Whether the context still has to be saved in `ctx` (counting
+    /// saves it at the program's start).
+    save_ctx: bool,
+}
 
 /// Emits the parsing code for a filter that needs `need` and whose
 /// simplified expression reads `used` (and the addresses `g` has cells
-/// for). Falls through with the variables loaded.
-pub(super) fn emit(g: &mut Gen, need: Need, used: &[Var]) {
+/// for). Falls through with the variables loaded. Returns the slow path
+/// to emit after the tails ([`emit_slow_path`]), if the filter reads the
+/// packet at all; with `force_slow_path` the program starts there.
+pub(super) fn emit(
+    g: &mut Gen,
+    need: Need,
+    used: &[Var],
+    force_slow_path: bool,
+) -> Option<SlowPath> {
     let parsed = g.label("parsed");
-    let short = g.drop;
+    let slow = need.network.then(|| {
+        let (ctx, save_ctx) = match g.ctx_cell {
+            Some(cell) => (cell, false),
+            None => (g.alloc_stack(8), true),
+        };
+        SlowPath {
+            need,
+            used: used.to_vec(),
+            short: g.label("short"),
+            entry: g.label("slow_path"),
+            parsed,
+            buffer: g.alloc_stack(COPY_BUFFER),
+            ctx,
+            save_ctx,
+        }
+    });
+    if let (true, Some(slow)) = (force_slow_path, &slow) {
+        g.goto(slow.entry);
+    }
     Parser {
+        short: slow.as_ref().map_or(g.drop, |s| s.short),
         g,
+        access: Access::Direct,
         need,
         used,
-        short,
         parsed,
     }
     .parse();
     g.bind(parsed);
+    slow
+}
+
+/// Emits the slow path: the decision at `short`, then the parse through
+/// `bpf_skb_load_bytes`, which ends at the expression.
+pub(super) fn emit_slow_path(g: &mut Gen, slow: SlowPath) {
+    let drop = g.drop;
+    g.bind(slow.short);
+    // r1-r3 are still the context, data and data_end here: the fast path
+    // writes none of them.
+    g.load(Width::U32, SCRATCH, CTX, skb::LEN);
+    g.jump(Cond::Gt, SCRATCH, MAX_LINEAR_CHECK, slow.entry);
+    g.mov(Reg::R4, DATA);
+    g.alu(AluOp::Add, Reg::R4, SCRATCH);
+    g.jump(Cond::Gt, Reg::R4, DATA_END, slow.entry);
+    // Every byte is in the linear part, which the failed check saw.
+    g.goto(drop);
+
+    g.bind(slow.entry);
+    if slow.save_ctx {
+        g.store(Width::U64, Reg::R10, slow.ctx, CTX);
+    }
+    let done = g.label("slow_parsed");
+    Parser {
+        g,
+        access: Access::Copy {
+            buffer: slow.buffer,
+            ctx: slow.ctx,
+        },
+        need: slow.need,
+        used: &slow.used,
+        short: drop,
+        parsed: done,
+    }
+    .parse();
+    g.bind(done);
+    g.load(Width::U64, CTX, Reg::R10, slow.ctx);
+    g.load(Width::U32, regs::PROTOCOL, CTX, skb::PROTOCOL);
+    g.goto(slow.parsed);
 }
 
 /// One emission of the parsing code.
 struct Parser<'a> {
     g: &'a mut Gen,
+    access: Access,
     need: Need,
     used: &'a [Var],
     /// Where a read beyond the packet's data goes.
@@ -63,6 +179,16 @@ enum At {
 }
 
 impl Parser<'_> {
+    /// The offset of the current header: r4 on the fast path, r6 on the
+    /// slow one, where it must survive helper calls (and `skb->protocol`
+    /// is not needed until the end).
+    fn offset(&self) -> Reg {
+        match self.access {
+            Access::Direct => Reg::R4,
+            Access::Copy { .. } => regs::PROTOCOL,
+        }
+    }
+
     fn uses(&self, var: Var) -> bool {
         self.used.contains(&var)
     }
@@ -86,8 +212,10 @@ impl Parser<'_> {
         if !self.need.network {
             return;
         }
-        self.g.load(Width::U32, DATA, CTX, skb::DATA);
-        self.g.load(Width::U32, DATA_END, CTX, skb::DATA_END);
+        if self.access == Access::Direct {
+            self.g.load(Width::U32, DATA, CTX, skb::DATA);
+            self.g.load(Width::U32, DATA_END, CTX, skb::DATA_END);
+        }
         // Variables of headers a packet turns out not to have read as 0.
         self.g.mov(regs::KIND, 0);
         for var in [
@@ -143,11 +271,12 @@ impl Parser<'_> {
     /// KIND = protocol.
     fn ipv4_header(&mut self, no_transport: Label) {
         let drop = self.g.drop;
+        let offset = self.offset();
         self.fetch(At::Ip, 20);
-        self.field(At::Ip, Width::U8, OFFSET, 0);
-        self.g.alu(AluOp::And, OFFSET, 0x0f);
-        self.g.alu(AluOp::Lsh, OFFSET, 2);
-        self.g.jump(Cond::Lt, OFFSET, 20, drop);
+        self.field(At::Ip, Width::U8, offset, 0);
+        self.g.alu(AluOp::And, offset, 0x0f);
+        self.g.alu(AluOp::Lsh, offset, 2);
+        self.g.jump(Cond::Lt, offset, 20, drop);
         self.check_offset();
         self.field(At::Ip, Width::U8, regs::KIND, 9);
         if let Some(home) = self.home(Var::Proto) {
@@ -173,10 +302,11 @@ impl Parser<'_> {
             Some(_) => self.g.label("ipv6_non_first"),
             None => no_transport,
         };
+        let offset = self.offset();
         self.fetch(At::Ip, 40);
         self.field(At::Ip, Width::U8, regs::KIND, 6);
         self.copy_addresses(16, [8, 24]);
-        self.g.mov(OFFSET, 40);
+        self.g.mov(offset, 40);
         for _ in 0..MAX_IPV6_EXT_HEADERS {
             let header = self.g.label("ext");
             let fragment = self.g.label("ext_fragment");
@@ -213,7 +343,7 @@ impl Parser<'_> {
 
             self.g.bind(advance);
             self.field(At::Header, Width::U8, regs::KIND, 0);
-            self.g.alu(AluOp::Add, OFFSET, SCRATCH);
+            self.g.alu(AluOp::Add, offset, SCRATCH);
             // The whole extension header must be inside the packet.
             self.check_offset();
         }
@@ -303,18 +433,49 @@ impl Parser<'_> {
     }
 
     /// Makes `len` bytes of a header readable with `field`, or leaves for
-    /// `short`.
-    fn fetch(&mut self, at: At, len: i32) {
+    /// `short`. On the fast path the header at the offset must be pointed
+    /// at already (`point_at_offset`); on the slow path the bytes are
+    /// copied, replacing the previous header's.
+    fn fetch(&mut self, at: At, len: i16) {
         let short = self.short;
-        let base = base(at);
-        self.g.mov(SCRATCH, base);
-        self.g.alu(AluOp::Add, SCRATCH, len);
-        self.g.jump(Cond::Gt, SCRATCH, DATA_END, short);
+        match self.access {
+            Access::Direct => {
+                let base = match at {
+                    At::Ip => DATA,
+                    At::Header => HEADER,
+                };
+                self.g.mov(SCRATCH, base);
+                self.g.alu(AluOp::Add, SCRATCH, i32::from(len));
+                self.g.jump(Cond::Gt, SCRATCH, DATA_END, short);
+            }
+            Access::Copy { buffer, ctx } => {
+                debug_assert!(len <= COPY_BUFFER);
+                self.g.load(Width::U64, Reg::R1, Reg::R10, ctx);
+                match at {
+                    At::Ip => self.g.mov(Reg::R2, 0),
+                    At::Header => self.g.mov(Reg::R2, self.offset()),
+                }
+                self.g.mov(Reg::R3, Reg::R10);
+                self.g.alu(AluOp::Add, Reg::R3, i32::from(buffer));
+                self.g.mov(Reg::R4, i32::from(len));
+                self.g.push(Insn::Call(HELPER_SKB_LOAD_BYTES));
+                self.g.jump(Cond::Ne, Reg::R0, 0, short);
+            }
+        }
     }
 
     /// `dst = *(width *)(header + off)`, from a part `fetch` made readable.
     fn field(&mut self, at: At, width: Width, dst: Reg, off: i16) {
-        self.g.load(width, dst, base(at), off);
+        match self.access {
+            Access::Direct => {
+                let base = match at {
+                    At::Ip => DATA,
+                    At::Header => HEADER,
+                };
+                self.g.load(width, dst, base, off);
+            }
+            Access::Copy { buffer, .. } => self.g.load(width, dst, Reg::R10, buffer + off),
+        }
     }
 
     /// A big-endian field of the current header into an integer variable's
@@ -345,26 +506,30 @@ impl Parser<'_> {
         }
     }
 
-    /// HEADER = data + OFFSET.
+    /// On the fast path, HEADER = data + offset.
     fn point_at_offset(&mut self) {
-        self.g.mov(HEADER, DATA);
-        self.g.alu(AluOp::Add, HEADER, OFFSET);
+        if self.access == Access::Direct {
+            self.g.mov(HEADER, DATA);
+            self.g.alu(AluOp::Add, HEADER, Reg::R4);
+        }
     }
 
-    /// Points HEADER at OFFSET, leaving for `short` when that is beyond
-    /// the packet (a header longer than what is left of it).
+    /// Leaves for `short` when the offset is beyond the packet (a header
+    /// longer than what is left of it); on the fast path, points HEADER
+    /// at it.
     fn check_offset(&mut self) {
         let short = self.short;
-        self.point_at_offset();
-        self.g.jump(Cond::Gt, HEADER, DATA_END, short);
-    }
-}
-
-/// The register a header's fields are read through.
-fn base(at: At) -> Reg {
-    match at {
-        At::Ip => DATA,
-        At::Header => HEADER,
+        match self.access {
+            Access::Direct => {
+                self.point_at_offset();
+                self.g.jump(Cond::Gt, HEADER, DATA_END, short);
+            }
+            Access::Copy { ctx, .. } => {
+                self.g.load(Width::U64, Reg::R1, Reg::R10, ctx);
+                self.g.load(Width::U32, SCRATCH, Reg::R1, skb::LEN);
+                self.g.jump(Cond::Gt, self.offset(), SCRATCH, short);
+            }
+        }
     }
 }
 

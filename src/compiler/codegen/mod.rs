@@ -2,17 +2,24 @@
 //!
 //! The program is built by a short list of named steps:
 //! 1. `lang::fold` simplifies the expression;
-//! 2. `headers::emit` parses the packet exactly as far as the filter
-//!    needs, leaving the variables in fixed registers (see [`regs`]) and
-//!    jumping to `drop` on a needed header that is malformed or short;
-//! 3. `expr::emit` evaluates the expression with short-circuit jumps to
+//! 2. `Gen::plan` lays out where values live: registers for the integer
+//!    variables read most, stack cells for the rest, for addresses and
+//!    for set lookups;
+//! 3. `headers::emit` parses the packet exactly as far as the filter
+//!    needs, leaving the variables in their homes (see [`regs`]) and
+//!    jumping to `drop` on a needed header that is malformed, or to the
+//!    slow path on one that is not in the linear data;
+//! 4. `expr::emit` evaluates the expression with short-circuit jumps to
 //!    `drop`, falling through when the packet may pass;
-//! 4. the verdict tails `r0 = 1` and `drop: r0 = 0` end the program; a
-//!    tail is emitted only when something reaches it.
+//! 5. the verdict tails `r0 = 1` and `drop: r0 = 0` end the program; a
+//!    tail is emitted only when something reaches it;
+//! 6. `headers::emit_slow_path` adds the parse through
+//!    `bpf_skb_load_bytes`, after the tails, off the hot path.
 //!
 //! Only instructions and features Linux 5.10 has are used (no cpu-v4
-//! instructions, no bounded loops, no helpers), so the programs load on
-//! today's long-term distribution kernels.
+//! instructions, no bounded loops; helpers that 5.10 offers cgroup_skb
+//! programs), so the programs load on today's long-term distribution
+//! kernels.
 
 mod counting;
 mod dispatcher;
@@ -92,9 +99,34 @@ pub fn generate_with(
     counting: Option<&Counting>,
     sets: &SetOptions,
 ) -> Result<Generated, CodegenError> {
+    let options = CodegenOptions {
+        sets: sets.clone(),
+        ..CodegenOptions::default()
+    };
+    generate_with_options(filter, counting, &options)
+}
+
+/// Choices that change how a program is built, never its verdicts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CodegenOptions {
+    /// How set lookups are compiled, and where their tables go.
+    pub sets: SetOptions,
+    /// Start in the slow path, which reads every header through
+    /// `bpf_skb_load_bytes`, instead of direct packet access. For tests:
+    /// `BPF_PROG_TEST_RUN` builds linear socket buffers, where the slow
+    /// path otherwise runs only for packets that are really cut short.
+    pub force_slow_path: bool,
+}
+
+/// As [`generate_with`], with `options`.
+pub fn generate_with_options(
+    filter: &Filter,
+    counting: Option<&Counting>,
+    options: &CodegenOptions,
+) -> Result<Generated, CodegenError> {
     let expr = fold(&filter.expr);
     let mut g = Gen::new();
-    g.sets = sets::SetState::new(sets.clone());
+    g.sets = sets::SetState::new(options.sets.clone());
     if counting.is_some() {
         counting::save_context(&mut g);
     }
@@ -104,11 +136,14 @@ pub fn generate_with(
         // Addresses are in the IP header.
         need = need.union(Need::NETWORK);
     }
-    headers::emit(&mut g, need, &expr.vars());
+    let slow_path = headers::emit(&mut g, need, &expr.vars(), options.force_slow_path);
     expr::emit(&mut g, &expr)?;
     match counting {
         Some(c) => counting::tails(&mut g, c),
         None => g.tails(),
+    }
+    if let Some(slow_path) = slow_path {
+        headers::emit_slow_path(&mut g, slow_path);
     }
     g.asm.remove_dead_code();
     Ok(Generated {
