@@ -274,6 +274,7 @@ fn build(case: Case, copies: u32) -> Row {
     let filter = check::check(&parse::parse(&case.text).expect("parses")).expect("checks");
     let options = CompileOptions {
         sets: case.strategy,
+        ..CompileOptions::default()
     };
     let compiled = compiler::compile_with(&filter, &options).expect("compiles");
     let elf = compiler::object(&compiled).expect("object");
