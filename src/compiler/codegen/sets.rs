@@ -35,7 +35,7 @@ use std::sync::Arc;
 /// from 16 ranges on a bitmap is cheaper (measured).
 pub const INT_COMPARE_MAX: usize = 8;
 /// Address families with up to this many prefixes are compiled to one
-/// masked comparison each.
+/// shift and comparison each.
 pub const PREFIX_LINEAR_MAX: usize = 4;
 /// Address families with up to this many ranges are compiled to a tree of
 /// comparisons, larger ones to a range table. Measured: the two cost the
