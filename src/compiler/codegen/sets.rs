@@ -31,14 +31,17 @@ use crate::lang::sets::{IntSet, PrefixSet};
 use crate::packet::{ETH_P_IP, ETH_P_IPV6};
 use std::sync::Arc;
 
-/// Integer sets with up to this many ranges are compiled to comparisons.
+/// Integer sets with up to this many ranges are compiled to comparisons;
+/// from 16 ranges on a bitmap is cheaper (measured).
 pub const INT_COMPARE_MAX: usize = 8;
 /// Address families with up to this many prefixes are compiled to one
-/// masked comparison each.
+/// shift and comparison each.
 pub const PREFIX_LINEAR_MAX: usize = 4;
 /// Address families with up to this many ranges are compiled to a tree of
-/// comparisons, larger ones to a range table.
-pub const ADDR_COMPARE_MAX: usize = 32;
+/// comparisons, larger ones to a range table. Measured: the two cost the
+/// same within a nanosecond from 16 to 256 ranges; trees grow by 5 (IPv4)
+/// to 13 (IPv6) instructions a range, tables by a few bytes.
+pub const ADDR_COMPARE_MAX: usize = 64;
 /// The largest sets `SetStrategy::Compare` compiles to comparisons: a
 /// tree's jumps must reach across it (eBPF jumps span 32767
 /// instructions). Larger ones get tables regardless.
@@ -610,19 +613,22 @@ fn range_lookup(g: &mut Gen, key: Key, table: &range::RangeTable, hit: Label, mi
         g.load(Width::U32, e, p, 0);
     }
 
-    // The leaf: p at its first entry, t = its number of steps.
+    // The leaf: p at the entry before its boundaries, t = its number of
+    // steps; e keeps the entry for the first step.
+    let size = l.entry.bytes() as i32;
     g.bind(leaf);
     g.mov(t, e);
-    g.alu(AluOp::Rsh, t, 1);
-    g.alu(AluOp::And, t, 31);
-    g.alu(AluOp::Rsh, e, 8);
-    g.jump(Cond::Gt, e, l.last_leaf as i32, miss);
+    g.alu(AluOp::Rsh, t, range::STEPS_SHIFT as i32);
+    g.alu(AluOp::And, t, range::STEPS_MASK);
+    g.mov(Reg::R0, e);
+    g.alu(AluOp::Rsh, Reg::R0, 8);
+    g.jump(Cond::Gt, Reg::R0, l.last_leaf as i32, miss);
     g.push(Insn::LoadMapValue {
         dst: p,
         map,
-        offset: l.leaves_offset as i32,
+        offset: l.leaves_offset as i32 - size,
     });
-    g.alu(AluOp::Add, p, e);
+    g.alu(AluOp::Add, p, Reg::R0);
 
     // The search key: (rem + 1) << 1 (its low half for pair entries).
     let pair = l.entry == range::EntryKind::Pair;
@@ -656,48 +662,85 @@ fn range_lookup(g: &mut Gen, key: Key, table: &range::RangeTable, hit: Label, mi
         }
     }
 
-    // Enter the unrolled search at the leaf's number of steps, most
-    // common first.
-    let step_labels: Vec<Label> = (0..=l.max_steps).map(|_| g.label("search")).collect();
+    // Enter the search at the leaf's number of steps, most common first:
+    // `first[k]` takes the leaf's own first step, then the halvings from
+    // `halving[k - 1]` on; `halving[0]` reads the answer.
+    let first: Vec<Label> = (0..=l.max_steps).map(|_| g.label("first_step")).collect();
+    let halving: Vec<Label> = (0..=l.max_steps).map(|_| g.label("halving")).collect();
     let (last, others) = l
         .steps_used
         .split_last()
         .map(|(last, others)| (last.0, others))
         .unwrap_or((0, &[]));
+    let entry_point = |k: u32| {
+        if k == 0 {
+            halving[0]
+        } else {
+            first[k as usize]
+        }
+    };
     for &(steps, _) in others {
-        g.jump(Cond::Eq, t, steps as i32, step_labels[steps as usize]);
+        g.jump(Cond::Eq, t, steps as i32, entry_point(steps));
     }
-    g.push(Insn::Goto(step_labels[last as usize]));
+    g.push(Insn::Goto(entry_point(last)));
 
-    let size = l.entry.bytes() as i32;
-    for steps in (1..=l.max_steps).rev() {
-        g.bind(step_labels[steps as usize]);
-        let half = size << (steps - 1);
+    for steps in 1..=l.max_steps {
+        g.bind(first[steps as usize]);
+        // t = f * size, from the leaf's entry.
+        g.mov(t, e);
+        g.alu(AluOp::Rsh, t, range::FIRST_STEP_SHIFT as i32);
+        g.alu(AluOp::And, t, range::FIRST_STEP_MASK);
+        g.alu(AluOp::Add, t, 1);
+        g.alu(AluOp::Lsh, t, size.trailing_zeros() as i32);
+        if pair {
+            // Out of registers: f * size waits in the scratch area.
+            let saved = g.set_scratch;
+            g.push(Insn::Store {
+                width: Width::U64,
+                base: Reg::R10,
+                off: saved,
+                src: t.into(),
+            });
+            g.mov(e, p);
+            g.alu(AluOp::Add, e, t);
+            g.load(Width::U64, Reg::R0, e, 8);
+            g.load(Width::U64, e, e, 0);
+            pair_below(g, e, Reg::R0, t);
+            g.load(Width::U64, t, Reg::R10, saved);
+            g.alu(AluOp::Mul, e, t);
+            g.alu(AluOp::Add, p, e);
+        } else {
+            g.mov(Reg::R0, p);
+            g.alu(AluOp::Add, Reg::R0, t);
+            let width = if size == 4 { Width::U32 } else { Width::U64 };
+            g.load(width, Reg::R0, Reg::R0, 0);
+            g.alu(AluOp::Sub, Reg::R0, y);
+            g.alu(AluOp::Rsh, Reg::R0, 63);
+            g.alu(AluOp::Mul, Reg::R0, t);
+            g.alu(AluOp::Add, p, Reg::R0);
+        }
+        g.push(Insn::Goto(halving[steps as usize - 1]));
+    }
+    for window in (1..l.max_steps).rev() {
+        g.bind(halving[window as usize]);
+        let half = size << (window - 1);
         let log = half.trailing_zeros() as i32;
         if pair {
-            let (ya, yb) = (Reg::R1, Reg::R2);
-            // sign(high - ya) << 59 + (low - yb) < 0: the entry is below.
-            g.load(Width::U64, Reg::R0, p, half as i16);
-            g.alu(AluOp::Sub, Reg::R0, ya);
-            g.mov(e, Reg::R0);
-            g.alu(AluOp::Neg, e, 0);
-            g.alu(AluOp::Rsh, e, 63);
-            g.alu(AluOp::Arsh, Reg::R0, 63);
-            g.alu(AluOp::Or, Reg::R0, e);
-            g.alu(AluOp::Lsh, Reg::R0, 59);
-            g.load(Width::U64, t, p, (half + 8) as i16);
-            g.alu(AluOp::Sub, t, yb);
-            g.alu(AluOp::Add, Reg::R0, t);
+            g.load(Width::U64, Reg::R0, p, (half + 8) as i16);
+            g.load(Width::U64, e, p, half as i16);
+            pair_below(g, e, Reg::R0, t);
+            g.alu(AluOp::Lsh, e, log);
+            g.alu(AluOp::Add, p, e);
         } else {
             let width = if size == 4 { Width::U32 } else { Width::U64 };
             g.load(width, Reg::R0, p, half as i16);
             g.alu(AluOp::Sub, Reg::R0, y);
+            g.alu(AluOp::Rsh, Reg::R0, 63);
+            g.alu(AluOp::Lsh, Reg::R0, log);
+            g.alu(AluOp::Add, p, Reg::R0);
         }
-        g.alu(AluOp::Rsh, Reg::R0, 63);
-        g.alu(AluOp::Lsh, Reg::R0, log);
-        g.alu(AluOp::Add, p, Reg::R0);
     }
-    g.bind(step_labels[0]);
+    g.bind(halving[0]);
     match l.entry {
         range::EntryKind::U32 => g.load(Width::U32, Reg::R0, p, 0),
         range::EntryKind::U64 => g.load(Width::U64, Reg::R0, p, 0),
@@ -705,6 +748,25 @@ fn range_lookup(g: &mut Gen, key: Key, table: &range::RangeTable, hit: Label, mi
     }
     g.jump(Cond::Set, Reg::R0, 1, hit);
     g.push(Insn::Goto(miss));
+}
+
+/// For a pair entry whose halves are in `high` and `low`: `high = 1` when
+/// its boundary is at most the key in r1 (high half) and r2 (low half,
+/// `(y + 1) << 1`), else 0. Uses `t`.
+fn pair_below(g: &mut Gen, high: Reg, low: Reg, t: Reg) {
+    let (ya, yb) = (Reg::R1, Reg::R2);
+    // sign(high - ya) << 58 + (low - yb) < 0, the halves' differences
+    // being below 2^56 and 2^57.
+    g.alu(AluOp::Sub, high, ya);
+    g.mov(t, high);
+    g.alu(AluOp::Neg, t, 0);
+    g.alu(AluOp::Rsh, t, 63);
+    g.alu(AluOp::Arsh, high, 63);
+    g.alu(AluOp::Or, high, t);
+    g.alu(AluOp::Lsh, high, 58);
+    g.alu(AluOp::Sub, low, yb);
+    g.alu(AluOp::Add, high, low);
+    g.alu(AluOp::Rsh, high, 63);
 }
 
 /// The key of one prefix in an LPM trie: length, then the address bytes.

@@ -9,31 +9,37 @@
 //! - **Level 1**: `2^index_bits` u32 entries indexed by the key's bits just
 //!   below the `common_bits` that every member shares (a key outside that
 //!   common prefix is no member, which one comparison decides first).
+//!   Sized to the set: about two entries per interval, at most 2^16.
 //! - **Nodes**: where a level-1 bucket holds too many boundaries, a node of
-//!   `2^stride` u32 entries indexed by the next bits, recursively. Every
-//!   entry of level 1 or a node is either a node (bit 0 clear: byte offset
-//!   of the node << 8) or a leaf (bit 0 set: byte offset of the leaf << 8,
-//!   number of search steps << 1).
-//! - **Leaves**: a bucket's part of the set as sorted boundaries. Entry 0
-//!   holds whether the bucket's first key is a member; entry `i` holds the
-//!   `i`-th boundary (a key where membership flips, relative to the level-1
-//!   bucket's first key) and the membership from there on. A leaf has
-//!   `2^steps` entries, padded with boundaries larger than any key, and is
-//!   searched with `steps` branch-free halvings, `p += h` when
-//!   `entry(p + h) <= key` for `h = 2^(steps-1), ..., 1`, then the member
-//!   bit of `entry(p)`.
-//!   Branch-free, because the verifier would otherwise follow each of the
-//!   2^steps paths separately, and because real traffic does not predict.
+//!   `2^stride` u32 entries indexed by the next bits, recursively.
+//! - **Leaves**: a bucket's boundaries (the keys where membership flips,
+//!   relative to the level-1 bucket's first key), sorted, each with the
+//!   membership from there on.
 //!
-//! Leaves whose bucket is uniform (no boundary) share two one-entry leaves
-//! at the start of the leaf region. The boundary compare is one subtraction
-//! whose sign bit is the answer, which is exact because every stored value
-//! and search key stays below 2^63:
+//! An entry of level 1 or of a node is a node (bit 0 clear; the node's byte
+//! offset << 8) or a leaf (bit 0 set; the number of search steps `k` in
+//! bits 1-3, the first step `f - 1` in bits 4-7, the byte offset of its
+//! first boundary << 8).
+//!
+//! A leaf of `n` boundaries is searched as the `n + 1` entries that start
+//! one entry before it: that entry (the previous leaf's last, or a head
+//! entry stored only when its membership is not the leaf's first key's)
+//! stands for "below every boundary", and is never compared. The search
+//! is branch-free, because the verifier would otherwise follow every path
+//! separately and real traffic does not predict: `b = f` if entry `f` is
+//! at most the key, then `b += h` if entry `b + h` is, for `h = 2^(k-2),
+//! ..., 1`, where `2^(k-1) < n + 1 <= 2^k` and `f = n + 1 - 2^(k-1)`; the
+//! member bit of entry `b` is the answer. So leaves need no padding, and
+//! a uniform bucket no storage at all: it points at one of two shared
+//! entries at the start of the leaf region.
+//!
+//! The boundary compare is one subtraction whose sign bit is the answer,
+//! exact because every stored value and search key stays below 2^62:
 //!
 //! | key bits below level 1 | entry | layout |
 //! | --- | --- | --- |
-//! | up to 16 | 4 bytes | `key << 1 \| member` |
-//! | up to 48 | 8 bytes | `key << 1 \| member` |
+//! | up to 31 | 4 bytes | `key << 1 \| member` |
+//! | up to 62 | 8 bytes | `key << 1 \| member` |
 //! | up to 112 | 16 bytes | `key >> 56`, then `(key & (2^56 - 1)) << 1 \| member` |
 //!
 //! A search key `y` is turned into `(y + 1) << 1` once (its low half, for
@@ -43,15 +49,21 @@
 
 use std::collections::BTreeMap;
 
-/// Most entries a leaf may have (a power of two) before its bucket is split
-/// by a node; bounds the search to `log2` of it steps.
+/// Most entries a leaf's search may span (its boundaries and the entry
+/// before them) before its bucket is split by a node; bounds the search to
+/// `log2` of it steps.
 pub const DEFAULT_LEAF_ENTRIES: usize = 16;
+
+/// The largest leaf the entry format can describe: `f - 1` has 4 bits.
+pub const MAX_LEAF_ENTRIES: usize = 32;
 
 /// Bits of a key a node level consumes at most.
 const NODE_STRIDE: u32 = 8;
 
 /// The most bits level 1 is indexed by: 2^16 entries, 256 KiB.
 const MAX_INDEX_BITS: u32 = 16;
+/// The fewest, for small sets.
+const MIN_INDEX_BITS: u32 = 4;
 
 /// Byte offsets in entries are stored above 8 flag bits of a u32.
 const MAX_OFFSET: usize = (1 << 24) - 1;
@@ -59,9 +71,9 @@ const MAX_OFFSET: usize = (1 << 24) - 1;
 /// How the boundaries of a leaf are stored (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryKind {
-    /// 4 bytes: boundaries of up to 16 bits.
+    /// 4 bytes: boundaries of up to 31 bits.
     U32,
-    /// 8 bytes: boundaries of up to 48 bits.
+    /// 8 bytes: boundaries of up to 62 bits.
     U64,
     /// 16 bytes: boundaries of up to 112 bits, as two u64.
     Pair,
@@ -70,9 +82,9 @@ pub enum EntryKind {
 impl EntryKind {
     fn for_bits(bits: u32) -> Option<EntryKind> {
         match bits {
-            0..=16 => Some(EntryKind::U32),
-            17..=48 => Some(EntryKind::U64),
-            49..=112 => Some(EntryKind::Pair),
+            0..=31 => Some(EntryKind::U32),
+            32..=62 => Some(EntryKind::U64),
+            63..=112 => Some(EntryKind::Pair),
             _ => None,
         }
     }
@@ -110,7 +122,7 @@ pub struct Layout {
     /// The most search steps any leaf takes.
     pub max_steps: u32,
     /// How many leaves take each number of steps, most common first (ties:
-    /// fewer steps first). Includes shared leaves referred to.
+    /// fewer steps first).
     pub steps_used: Vec<(u32, usize)>,
     /// Byte offset of the node region.
     pub nodes_offset: usize,
@@ -123,6 +135,14 @@ pub struct Layout {
     /// holds.
     pub last_leaf: usize,
 }
+
+/// Bits 4-7 of a leaf entry hold `f - 1`.
+pub const FIRST_STEP_SHIFT: u32 = 4;
+/// Bits 1-3 hold the number of steps.
+pub const STEPS_SHIFT: u32 = 1;
+/// Their masks, once shifted down.
+pub const FIRST_STEP_MASK: i32 = 15;
+pub const STEPS_MASK: i32 = 7;
 
 /// A built table: its shape and its bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,8 +161,8 @@ pub enum RangeTableError {
 }
 
 /// Builds the table for `intervals`: sorted, disjoint, non-adjacent,
-/// inclusive, non-empty, all below `2^width`. `leaf_entries` (a power of
-/// two, at least 2) bounds leaf sizes.
+/// inclusive, all below `2^width`. `leaf_entries` (2 to
+/// [`MAX_LEAF_ENTRIES`]) bounds leaf sizes.
 pub fn build(
     width: u32,
     intervals: &[(u128, u128)],
@@ -151,7 +171,7 @@ pub fn build(
     if !matches!(width, 32 | 64 | 128) {
         return Err(RangeTableError::Width(width));
     }
-    debug_assert!(leaf_entries.is_power_of_two() && leaf_entries >= 2);
+    debug_assert!((2..=MAX_LEAF_ENTRIES).contains(&leaf_entries));
     debug_assert!(intervals.windows(2).all(|w| w[0].1 < w[1].0));
     let (first, last) = match (intervals.first(), intervals.last()) {
         (Some(f), Some(l)) => (f.0, l.1),
@@ -163,15 +183,21 @@ pub fn build(
     } else {
         common_prefix(first, last, width)
     };
-    let index_bits = (width - common_bits).min(MAX_INDEX_BITS);
+    // About two entries per interval; enough that 16-byte entries hold
+    // what is below.
+    let wanted = usize::BITS - (2 * intervals.len()).max(1).leading_zeros();
+    let index_bits = wanted
+        .clamp(MIN_INDEX_BITS, MAX_INDEX_BITS)
+        .max((width - common_bits).saturating_sub(112))
+        .min(width - common_bits);
     let key_bits = width - common_bits - index_bits;
-    // Only 128-bit keys can have more than 112 bits below level 1.
     let entry = EntryKind::for_bits(key_bits).ok_or(RangeTableError::Width(width))?;
     let common_value = if common_bits == 0 {
         0
     } else {
         first >> (width - common_bits)
     };
+    let e = entry.bytes();
     let mut b = Builder {
         entry,
         key_bits,
@@ -181,14 +207,13 @@ pub fn build(
         steps_used: BTreeMap::new(),
         depth: 0,
         last_node: 0,
-        // The shared "yes" leaf.
-        last_leaf: entry.bytes(),
+        last_leaf: 2 * e,
+        last_member: true,
     };
-    // The two shared uniform leaves: "no" at 0, "yes" at one entry.
+    // The shared entries that uniform buckets point at: "no", then "yes".
     b.push_entry(0, false);
     b.push_entry(0, true);
 
-    let bucket_size_log = key_bits;
     let base = if common_bits == 0 {
         0
     } else {
@@ -197,8 +222,8 @@ pub fn build(
     let mut level1 = Vec::with_capacity(1 << index_bits);
     let mut next = 0;
     for j in 0..(1u128 << index_bits) {
-        let start = base | (j << bucket_size_log);
-        let end = start + ((1u128 << bucket_size_log) - 1);
+        let start = base | (j << key_bits);
+        let end = start + ((1u128 << key_bits) - 1);
         while next < intervals.len() && intervals[next].1 < start {
             next += 1;
         }
@@ -206,7 +231,7 @@ pub fn build(
         while stop < intervals.len() && intervals[stop].0 <= end {
             stop += 1;
         }
-        level1.push(b.region(&intervals[next..stop], start, start, bucket_size_log, 0)?);
+        level1.push(b.region(&intervals[next..stop], start, start, key_bits, 0)?);
         // The last interval may continue into the next bucket.
         next = stop.saturating_sub(1).max(next);
     }
@@ -224,11 +249,12 @@ pub fn build(
     };
     let leaves_offset = nodes_offset + nodes_len;
     let max_steps = b.steps_used.keys().copied().max().unwrap_or(0);
-    // Likewise every leaf read: the largest offset plus a full leaf.
+    // Likewise every leaf read: the largest offset, the largest first step
+    // the entry format allows, the halvings after it, one entry read.
     let leaves_len = b
         .leaves
         .len()
-        .max(b.last_leaf + (entry.bytes() << max_steps));
+        .max(b.last_leaf + e * (FIRST_STEP_MASK as usize + 1) + (e << max_steps));
     if b.last_node > MAX_OFFSET || b.last_leaf > MAX_OFFSET {
         return Err(RangeTableError::TooLarge);
     }
@@ -283,6 +309,8 @@ struct Builder {
     depth: u32,
     last_node: usize,
     last_leaf: usize,
+    /// The member bit of the last entry written to the leaf region.
+    last_member: bool,
 }
 
 impl Builder {
@@ -310,14 +338,9 @@ impl Builder {
         }
         if flips.is_empty() {
             self.count_steps(0);
-            return Ok(leaf_entry(
-                if member_at_start {
-                    self.entry.bytes()
-                } else {
-                    0
-                },
-                0,
-            ));
+            // The shared "no" or "yes" entry is the one before the offset.
+            let shared = if member_at_start { 2 } else { 1 };
+            return Ok(leaf_entry(shared * self.entry.bytes(), 0, 1));
         }
         if flips.len() < self.leaf_entries || bits == 0 {
             return self.leaf(bucket, member_at_start, &flips);
@@ -358,24 +381,26 @@ impl Builder {
     }
 
     fn leaf(&mut self, bucket: u128, first: bool, flips: &[u128]) -> Result<u32, RangeTableError> {
-        let entries = (flips.len() + 1).next_power_of_two();
-        let steps = entries.trailing_zeros();
+        // The entry before the boundaries stands for "below all of them":
+        // a head entry only when the last one written says otherwise.
+        if self.last_member != first {
+            self.push_entry(0, first);
+        }
         let offset = self.leaves.len();
         if offset > MAX_OFFSET {
             return Err(RangeTableError::TooLarge);
         }
-        self.push_entry(0, first);
         let mut member = first;
         for &flip in flips {
             member = !member;
             self.push_entry(flip - bucket, member);
         }
-        for _ in flips.len() + 1..entries {
-            self.push_pad();
-        }
+        let searched = flips.len() + 1;
+        let steps = searched.next_power_of_two().trailing_zeros();
+        let first_step = searched - (1 << (steps - 1));
         self.count_steps(steps);
         self.last_leaf = self.last_leaf.max(offset);
-        Ok(leaf_entry(offset, steps))
+        Ok(leaf_entry(offset, steps, first_step))
     }
 
     fn count_steps(&mut self, steps: u32) {
@@ -384,6 +409,7 @@ impl Builder {
 
     fn push_entry(&mut self, key: u128, member: bool) {
         debug_assert!(self.key_bits == 128 || key < (1u128 << self.key_bits));
+        self.last_member = member;
         let member = u64::from(member);
         match self.entry {
             EntryKind::U32 => {
@@ -402,29 +428,18 @@ impl Builder {
             }
         }
     }
-
-    /// An entry above every search key.
-    fn push_pad(&mut self) {
-        match self.entry {
-            EntryKind::U32 => self.leaves.extend_from_slice(&PAD_U32.to_le_bytes()),
-            EntryKind::U64 => self.leaves.extend_from_slice(&PAD_U64.to_le_bytes()),
-            EntryKind::Pair => {
-                self.leaves.extend_from_slice(&PAD_U64.to_le_bytes());
-                self.leaves.extend_from_slice(&0u64.to_le_bytes());
-            }
-        }
-    }
 }
-
-const PAD_U32: u32 = i32::MAX as u32;
-const PAD_U64: u64 = i64::MAX as u64;
 
 fn low_mask() -> u64 {
     (1u64 << PAIR_LOW_BITS) - 1
 }
 
-fn leaf_entry(offset: usize, steps: u32) -> u32 {
-    ((offset as u32) << 8) | (steps << 1) | 1
+fn leaf_entry(offset: usize, steps: u32, first_step: usize) -> u32 {
+    debug_assert!(steps <= STEPS_MASK as u32 && (1..=16).contains(&first_step));
+    ((offset as u32) << 8)
+        | (((first_step - 1) as u32) << FIRST_STEP_SHIFT)
+        | (steps << STEPS_SHIFT)
+        | 1
 }
 
 impl RangeTable {
@@ -453,7 +468,8 @@ impl RangeTable {
             e = self.u32_at(l.nodes_offset + node + i as usize * 4);
         }
         assert!(e & 1 == 1, "a node below the last level");
-        let steps = (e >> 1) & 31;
+        let steps = (e >> STEPS_SHIFT) & STEPS_MASK as u32;
+        let first_step = ((e >> FIRST_STEP_SHIFT) & FIRST_STEP_MASK as u32) as usize + 1;
         let leaf = (e >> 8) as usize;
         assert!(
             leaf <= l.last_leaf,
@@ -465,12 +481,17 @@ impl RangeTable {
         } else {
             key & (u128::MAX >> (128 - l.key_bits))
         };
-        let mut p = l.leaves_offset + leaf;
         let size = l.entry.bytes();
-        for k in (0..steps).rev() {
-            let h = size << k;
-            if self.below(p + h, rem) {
-                p += h;
+        let mut p = l.leaves_offset + leaf - size;
+        if steps > 0 {
+            if self.below(p + first_step * size, rem) {
+                p += first_step * size;
+            }
+            for k in (0..steps - 1).rev() {
+                let h = size << k;
+                if self.below(p + h, rem) {
+                    p += h;
+                }
             }
         }
         self.member(p)
@@ -494,7 +515,7 @@ impl RangeTable {
                 let da = self.u64_at(at) as i64 - ya;
                 let sign = (da >> 63) | (((-da) as u64) >> 63) as i64;
                 let db = self.u64_at(at + 8) as i64 - yb;
-                (sign << 59) + db < 0
+                (sign << 58) + db < 0
             }
         }
     }
@@ -752,6 +773,8 @@ mod tests {
             t6.bytes.len(),
             t6.layout.steps_used
         );
+        // Kernels before 6.0 take array values of at most 4 MiB.
+        assert!(t6.bytes.len() < 4 << 20, "{} bytes", t6.bytes.len());
         for _ in 0..50_000 {
             let a = rng.next() as u32;
             assert_eq!(t4.contains(a.into()), v4.contains_v4(a));
