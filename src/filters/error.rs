@@ -54,7 +54,10 @@ pub enum FilterError {
     Compile(#[from] CompileError),
     #[error(transparent)]
     Kernel(#[from] KernelError),
-    #[error("{call} failed for filter `{name}`: {source}")]
+    #[error(
+        "{call} failed for filter `{name}`: {source}{}",
+        privilege_hint(source)
+    )]
     Bpf {
         call: &'static str,
         name: FilterName,
@@ -75,6 +78,14 @@ impl FilterError {
             path: path.to_path_buf(),
             error,
         }
+    }
+}
+
+fn privilege_hint(error: &std::io::Error) -> String {
+    if error.kind() == std::io::ErrorKind::PermissionDenied {
+        format!(" ({})", crate::kernel::PRIVILEGE_HINT)
+    } else {
+        String::new()
     }
 }
 
