@@ -1012,3 +1012,54 @@ fn units_name_cgroups_and_filters_name_their_units() {
     let err = c.fails("portwall show --unit no-such-unit");
     assert!(err.contains("no-such-unit"), "{err}");
 }
+
+/// The second language under systemd: direction-aware names resolved by
+/// the config's direction, sets, ranges, addresses and `proto`, applied to
+/// a running service and replaced live by a reload.
+#[test]
+fn protect_with_the_second_language() {
+    let test = "protect_with_the_second_language";
+    let _t = timed(test);
+    let Some(c) = Systemd::boot(test) else { return };
+    let rx = Receiver::start(&c, "rx", &[7001, 7002]);
+    start_sender(&c, "sender.service");
+    let first = expect_traffic(&c, &rx, "sender.service", "sender", PASS_ALL);
+
+    // On egress the remote end is the destination: this is RULE_A.
+    let rule = "remote_ip in {127.0.0.0/8, ::1} && \
+                ((proto == 17 && remote_port in {7001, 9000..9100}) || (tcp && remote_port in 7002..7002))";
+    c.ok(&format!("portwall protect sender --egress '{rule}'"));
+    assert_eq!(
+        expect_traffic(&c, &rx, "sender.service", "sender", PASS_A),
+        first
+    );
+
+    // The same names need a direction: a config without one is refused
+    // and the running filter stays.
+    c.write(
+        "/etc/portwall/sender-egress.conf",
+        "direction = either\nfilter = remote_port == 7001\n",
+    );
+    c.fails("systemctl reload portwall@sender-egress");
+    assert_eq!(
+        expect_traffic(&c, &rx, "sender.service", "sender", PASS_A),
+        first
+    );
+
+    // A reload to another address-and-set rule changes the same process.
+    c.write(
+        "/etc/portwall/sender-egress.conf",
+        "direction = egress\nfilter = not remote_ip in {10.0.0.0/8} && proto == 6 && remote_port in {7001}\n",
+    );
+    c.ok("systemctl reload portwall@sender-egress");
+    assert_eq!(
+        expect_traffic(
+            &c,
+            &rx,
+            "sender.service",
+            "sender",
+            [false, false, true, false]
+        ),
+        first
+    );
+}

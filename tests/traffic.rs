@@ -587,3 +587,46 @@ fn the_readme_main_command_works() {
     // something listens on port 80.
     assert!(err.contains(" packets forwarded, 2 dropped"), "{err}");
 }
+
+/// `run` with the second language: its `--egress` filter resolves the
+/// direction-aware names for egress, and sets and addresses reach the
+/// kernel: the IPv4 datagram to a listed port of a listed network leaves,
+/// the IPv6 one (its address is in no listed prefix) is refused.
+#[test]
+fn run_takes_the_second_language() {
+    if !privileged("run_takes_the_second_language") {
+        return;
+    }
+    let mut rx = Receiver::bind().unwrap();
+    let a = rx.addrs().unwrap();
+    let script = format!(
+        "import socket,sys\n\
+         s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.sendto(b'x',('127.0.0.1',{}))\n\
+         t=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n\
+         try:\n    t.sendto(b'x',('::1',{}))\nexcept PermissionError:\n    sys.exit(3)\n",
+        a.udp_v4.port(),
+        a.udp_v6.port()
+    );
+    let filter = format!(
+        "remote_ip in {{127.0.0.0/8, fd00::/8}} && proto == 17 && remote_port in {{1..2, {}, {}}}",
+        a.udp_v4.port(),
+        a.udp_v6.port()
+    );
+    let o = portwall(&["run", "--egress", &filter, "--", "python3", "-c", &script]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let got = rx
+        .wait_for(
+            Counts {
+                udp_v4: 1,
+                ..Counts::default()
+            },
+            ARRIVE,
+        )
+        .unwrap();
+    assert_eq!((got.udp_v4, got.udp_v6), (1, 0));
+}
