@@ -3,7 +3,7 @@
 
 use super::Global;
 use crate::filters::{FilterName, PinDir};
-use crate::kernel::ringbuf::poll_readable;
+use crate::kernel::ringbuf::{RingReader, poll_readable};
 use crate::trace::cgroups::CgroupNames;
 use crate::trace::output::Shown;
 use crate::trace::pcap::PcapOut;
@@ -155,18 +155,8 @@ pub fn trace(global: &Global, args: &TraceArgs) -> Result<()> {
             break;
         }
         let clock = Clock::now();
-        let mut batch_error = None;
-        ring.drain(BATCH, |bytes| {
-            if shown >= limit || batch_error.is_some() {
-                return;
-            }
-            let result = Event::decode(bytes)
-                .map_err(anyhow::Error::from)
-                .and_then(|event| show(event, &clock, &mut out, &mut pcap));
-            match result {
-                Ok(()) => shown += 1,
-                Err(e) => batch_error = Some(e),
-            }
+        let batch_error = show_records(ring, BATCH, limit, &mut shown, |event| {
+            show(event, &clock, &mut out, &mut pcap)
         });
         let flushed = flush(&mut out, &mut pcap);
         if let Some(e) = batch_error.or(flushed.err()) {
@@ -202,18 +192,8 @@ pub fn trace(global: &Global, args: &TraceArgs) -> Result<()> {
     if failure.is_none() && shown < limit {
         let clock = Clock::now();
         if let Some(ring) = tracer.ring() {
-            let mut batch_error = None;
-            ring.drain(usize::MAX, |bytes| {
-                if shown >= limit || batch_error.is_some() {
-                    return;
-                }
-                let result = Event::decode(bytes)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|event| show(event, &clock, &mut out, &mut pcap));
-                match result {
-                    Ok(()) => shown += 1,
-                    Err(e) => batch_error = Some(e),
-                }
+            let batch_error = show_records(ring, usize::MAX, limit, &mut shown, |event| {
+                show(event, &clock, &mut out, &mut pcap)
             });
             failure = batch_error.or(flush(&mut out, &mut pcap).err());
         }
@@ -227,6 +207,31 @@ pub fn trace(global: &Global, args: &TraceArgs) -> Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Decodes and shows up to `max` waiting records while `shown` is under
+/// `limit`; the first error ends the showing and is returned.
+fn show_records(
+    ring: &mut RingReader,
+    max: usize,
+    limit: u64,
+    shown: &mut u64,
+    mut show: impl FnMut(Event) -> Result<()>,
+) -> Option<anyhow::Error> {
+    let mut error = None;
+    ring.drain(max, |bytes| {
+        if *shown >= limit || error.is_some() {
+            return;
+        }
+        match Event::decode(bytes)
+            .map_err(anyhow::Error::from)
+            .and_then(&mut show)
+        {
+            Ok(()) => *shown += 1,
+            Err(e) => error = Some(e),
+        }
+    });
+    error
 }
 
 fn flush(out: &mut dyn Write, pcap: &mut Option<(&PathBuf, PcapOut<std::fs::File>)>) -> Result<()> {
