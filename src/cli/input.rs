@@ -122,12 +122,6 @@ impl FilterSource {
         }
     }
 
-    /// Parses and checks the filter for no particular direction; errors
-    /// come back rendered.
-    pub fn check(&self) -> Result<(crate::lang::ast::Expr, Filter), FilterError> {
-        self.check_with(None)
-    }
-
     /// Parses and checks the filter for `direction`, which the
     /// direction-aware names need; errors come back rendered.
     pub fn check_with(

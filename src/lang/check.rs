@@ -45,15 +45,13 @@ pub fn check_with(expr: &ast::Expr, direction: Option<Direction>) -> Result<Filt
 /// header (with the IPv6 extension chain, like every network need) when it
 /// tests an address.
 pub fn need_of(expr: &Expr) -> Need {
-    let addresses = if expr.addr_vars().is_empty() {
-        Need::NOTHING
-    } else {
-        Need::NETWORK
-    };
-    expr.vars()
-        .into_iter()
-        .map(Var::need)
-        .fold(addresses, Need::union)
+    let mut need = Need::NOTHING;
+    expr.visit(&mut |e| match e {
+        Expr::Var(v) => need = need.union(v.need()),
+        Expr::AddrIn(..) => need = need.union(Need::NETWORK),
+        _ => {}
+    });
+    need
 }
 
 /// Every name a filter can use, in the order the help lists them.

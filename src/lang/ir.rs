@@ -199,33 +199,15 @@ impl Expr {
     /// Every variable the expression reads.
     pub fn vars(&self) -> Vec<Var> {
         let mut out = Vec::new();
-        self.visit_vars(&mut |v| {
-            if !out.contains(&v) {
-                out.push(v)
+        self.visit(&mut |e| {
+            if let Expr::Var(v) = e
+                && !out.contains(v)
+            {
+                out.push(*v)
             }
         });
         out.sort();
         out
-    }
-
-    fn visit_vars(&self, f: &mut impl FnMut(Var)) {
-        match self {
-            Expr::Const(_) => {}
-            Expr::Var(v) => f(*v),
-            Expr::Unary(_, e) => e.visit_vars(f),
-            Expr::Binary(_, a, b) => {
-                a.visit_vars(f);
-                b.visit_vars(f);
-            }
-            Expr::Logic(_, terms) => terms.iter().for_each(|t| t.visit_vars(f)),
-            Expr::Cond(c, t, e) => {
-                c.visit_vars(f);
-                t.visit_vars(f);
-                e.visit_vars(f);
-            }
-            Expr::InSet(e, _) => e.visit_vars(f),
-            Expr::AddrIn(..) => {}
-        }
     }
 
     /// Every address the expression reads.

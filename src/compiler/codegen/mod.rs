@@ -35,7 +35,7 @@ pub use sets::{SetOptions, SetStrategy, SetTable, TableContents};
 
 use super::asm::{AluOp, Asm, AsmError, Cond, Insn, Label, Operand, Program, Reg, Width};
 use crate::lang::fold::fold;
-use crate::lang::ir::{AddrVar, Expr, Filter, Need, Var};
+use crate::lang::ir::{AddrVar, Expr, Filter, Var};
 use std::collections::HashSet;
 
 /// Where the parsed packet variables live while the expression runs.
@@ -133,11 +133,9 @@ pub fn generate_with_options(
         counting::save_context(&mut g);
     }
     g.plan(&expr);
-    let mut need = filter.need;
-    if !g.addrs.is_empty() {
-        // Addresses are in the IP header.
-        need = need.union(Need::NETWORK);
-    }
+    let need = filter.need;
+    // `check::need_of` counts the IP header for addresses.
+    debug_assert!(g.addrs.is_empty() || need.network, "{need:?}");
     let slow_path = headers::emit(&mut g, need, &expr.vars(), options.force_slow_path);
     expr::emit(&mut g, &expr)?;
     match counting {

@@ -269,6 +269,7 @@ fn v4_lookup(
     let key = Reg::R1;
     g.load(Width::U32, key, Reg::R10, addr);
     g.push(Insn::ToBe { dst: key, bits: 32 });
+    let ranges: Vec<(u128, u128)> = ranges.iter().map(|&(a, b)| (a.into(), b.into())).collect();
     match plan {
         AddrPlan::Linear => {
             for &(net, len) in set.v4() {
@@ -276,15 +277,9 @@ fn v4_lookup(
             }
             g.push(Insn::Goto(miss));
         }
-        AddrPlan::Compare => {
-            let ranges: Vec<(u128, u128)> =
-                ranges.iter().map(|&(a, b)| (a.into(), b.into())).collect();
-            tree(g, Key::Unsigned(key), &ranges, false, hit, miss);
-        }
+        AddrPlan::Compare => tree(g, Key::Unsigned(key), &ranges, false, hit, miss),
         AddrPlan::Table | AddrPlan::LpmTrie => {
-            let intervals: Vec<(u128, u128)> =
-                ranges.iter().map(|&(a, b)| (a.into(), b.into())).collect();
-            let table = range::build(32, &intervals, range::DEFAULT_LEAF_ENTRIES)?;
+            let table = range::build(32, &ranges, range::DEFAULT_LEAF_ENTRIES)?;
             range_lookup(g, Key::One(key), &table, hit, miss);
         }
     }
