@@ -336,27 +336,10 @@ pub fn trace_hook(pins: &PinDir, name: &FilterName) -> Result<MapData, FilterErr
 /// The trace hook of the program in the jump table, if it has one
 /// (programs loaded before tracing existed do not).
 fn running_trace_hook(jump: &Path, name: &FilterName) -> Result<Option<MapData>, FilterError> {
-    let Some(id) = current_program(jump, name)? else {
-        return Ok(None);
-    };
-    let bpf = |call, source| FilterError::Bpf {
-        call,
-        name: name.clone(),
-        source,
-    };
-    let program = sys::prog_get_fd_by_id(id).map_err(|e| bpf("BPF_PROG_GET_FD_BY_ID", e))?;
-    let map_ids =
-        sys::prog_map_ids(program.as_fd()).map_err(|e| bpf("BPF_OBJ_GET_INFO_BY_FD", e))?;
-    for map_id in map_ids {
-        let map = MapData::from_id(map_id).map_err(|e| aya_error("opening a map", name, e))?;
-        let info = map
-            .info()
-            .map_err(|e| aya_error("reading a map", name, e))?;
-        if info.name_as_str() == Some(compiler::TRACE_JUMP_MAP) {
-            return Ok(Some(map));
-        }
+    match current_program(jump, name)? {
+        Some(id) => program_map(id, compiler::TRACE_JUMP_MAP, name),
+        None => Ok(None),
     }
-    Ok(None)
 }
 
 /// Reads a filter's description and counters from the kernel.
@@ -367,7 +350,7 @@ pub fn info(pins: &PinDir, name: &FilterName) -> Result<FilterInfo, FilterError>
         .id();
     let program_id = current_program(&paths.jump, name)?;
     let meta = match program_id {
-        Some(id) => read_meta(id),
+        Some(id) => read_meta(id, name),
         None => None,
     };
     Ok(FilterInfo {
@@ -450,36 +433,41 @@ fn open_jump(path: &Path, name: &FilterName) -> Result<ProgramArray<MapData>, Fi
 /// The id of the program in the jump table's slot, if any.
 fn current_program(jump: &Path, name: &FilterName) -> Result<Option<u32>, FilterError> {
     let data = MapData::from_pin(jump).map_err(|e| aya_error("opening the jump table", name, e))?;
-    match sys::map_lookup(data.fd().as_fd(), 0, 4) {
-        Ok(value) => Ok(Some(u32::from_ne_bytes([
-            value[0], value[1], value[2], value[3],
-        ]))),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-        Err(source) => Err(FilterError::Bpf {
-            call: "BPF_MAP_LOOKUP_ELEM",
-            name: name.clone(),
-            source,
-        }),
+    sys::prog_array_get(data.fd().as_fd(), 0).map_err(|source| FilterError::Bpf {
+        call: "BPF_MAP_LOOKUP_ELEM",
+        name: name.clone(),
+        source,
+    })
+}
+
+/// The map called `map_name` that the program `id` uses, if it has one.
+fn program_map(id: u32, map_name: &str, name: &FilterName) -> Result<Option<MapData>, FilterError> {
+    let bpf = |call, source| FilterError::Bpf {
+        call,
+        name: name.clone(),
+        source,
+    };
+    let program = sys::prog_get_fd_by_id(id).map_err(|e| bpf("BPF_PROG_GET_FD_BY_ID", e))?;
+    let map_ids =
+        sys::prog_map_ids(program.as_fd()).map_err(|e| bpf("BPF_OBJ_GET_INFO_BY_FD", e))?;
+    for map_id in map_ids {
+        let map = MapData::from_id(map_id).map_err(|e| aya_error("opening a map", name, e))?;
+        let info = map
+            .info()
+            .map_err(|e| aya_error("reading a map", name, e))?;
+        if info.name_as_str() == Some(map_name) {
+            return Ok(Some(map));
+        }
     }
+    Ok(None)
 }
 
 /// The description stored with the filter program `id`.
-fn read_meta(id: u32) -> Option<FilterMeta> {
-    let program = aya::programs::loaded_programs()
-        .filter_map(Result::ok)
-        .find(|p| p.id() == id)?;
-    for map_id in program.map_ids().ok()??.into_iter() {
-        let Ok(info) = aya::maps::MapInfo::from_id(map_id) else {
-            continue;
-        };
-        if info.name_as_str() != Some(meta::META_MAP) {
-            continue;
-        }
-        let fd = info.fd().ok()?;
-        let value = sys::map_lookup(fd.as_fd(), 0, info.value_size() as usize).ok()?;
-        return FilterMeta::decode(&value);
-    }
-    None
+fn read_meta(id: u32, name: &FilterName) -> Option<FilterMeta> {
+    let map = program_map(id, meta::META_MAP, name).ok()??;
+    let size = map.info().ok()?.value_size() as usize;
+    let value = sys::map_lookup(map.fd().as_fd(), 0, size).ok()?;
+    FilterMeta::decode(&value)
 }
 
 fn read_counters(path: &Path, name: &FilterName) -> Result<Counters, FilterError> {

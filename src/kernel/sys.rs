@@ -244,6 +244,16 @@ pub fn obj_get(path: &CStr) -> io::Result<OwnedFd> {
 /// `value_len` bytes, which aya's typed maps cannot express when the size
 /// is only known at run time. For a program array the value is the id of
 /// the program in the slot.
+/// The id of the program in slot `key` of a program array; `None` when
+/// the slot is empty.
+pub fn prog_array_get(map: BorrowedFd<'_>, key: u32) -> io::Result<Option<u32>> {
+    match map_lookup(map, key, 4) {
+        Ok(v) => Ok(Some(u32::from_ne_bytes([v[0], v[1], v[2], v[3]]))),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 pub fn map_lookup(map: BorrowedFd<'_>, key: u32, value_len: usize) -> io::Result<Vec<u8>> {
     let key = key.to_ne_bytes();
     let mut value = vec![0u8; value_len];

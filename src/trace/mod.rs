@@ -305,15 +305,11 @@ impl Tracer {
 
     /// The id of the program in `slot`, if any.
     fn slot(&self, slot: u32) -> Result<Option<u32>, TraceError> {
-        match sys::map_lookup(self.hook_fd.as_fd(), slot, 4) {
-            Ok(v) => Ok(Some(u32::from_ne_bytes([v[0], v[1], v[2], v[3]]))),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-            Err(e) => Err(TraceError::Map {
-                call: "BPF_MAP_LOOKUP_ELEM",
-                name: self.name.clone(),
-                message: e.to_string(),
-            }),
-        }
+        sys::prog_array_get(self.hook_fd.as_fd(), slot).map_err(|e| TraceError::Map {
+            call: "BPF_MAP_LOOKUP_ELEM",
+            name: self.name.clone(),
+            message: e.to_string(),
+        })
     }
 }
 
