@@ -20,42 +20,9 @@ pub enum CompileError {
     Elf(#[from] elf::ElfError),
 }
 
-/// A compiled filter: its program and the tables its set lookups read
-/// (table `i` is the object's map `i` after the program's own maps). It
-/// dereferences to the program.
-#[derive(Debug)]
-pub struct Compiled {
-    pub program: asm::Program,
-    pub tables: Vec<codegen::SetTable>,
-}
-
-impl std::ops::Deref for Compiled {
-    type Target = asm::Program;
-
-    fn deref(&self) -> &asm::Program {
-        &self.program
-    }
-}
-
-impl std::fmt::Display for Compiled {
-    /// The listing, then one line per table.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.program)?;
-        for (i, table) in self.tables.iter().enumerate() {
-            match &table.contents {
-                codegen::TableContents::Data(bytes) => writeln!(
-                    f,
-                    "; map_value[{i}]: read-only table, {} bytes",
-                    bytes.len()
-                )?,
-                codegen::TableContents::LpmTrie { entries, .. } => {
-                    writeln!(f, "; map[{i}]: LPM trie, {} prefixes", entries.len())?
-                }
-            }
-        }
-        Ok(())
-    }
-}
+/// A compiled filter: its program and the tables its set lookups read.
+/// It dereferences to the program.
+pub use codegen::Generated as Compiled;
 
 /// Choices that change how a filter compiles, not what it means.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -85,11 +52,11 @@ pub fn compile(filter: &Filter) -> Result<Compiled, CompileError> {
 
 /// As [`compile`], with options.
 pub fn compile_with(filter: &Filter, options: &CompileOptions) -> Result<Compiled, CompileError> {
-    let generated = codegen::generate_with_options(filter, None, &options.codegen(0))?;
-    Ok(Compiled {
-        program: generated.program,
-        tables: generated.tables,
-    })
+    Ok(codegen::generate_with_options(
+        filter,
+        None,
+        &options.codegen(0),
+    )?)
 }
 
 /// The program's symbol name in object files (and so its name in the kernel).
@@ -101,17 +68,17 @@ pub const PROGRAM_NAME: &str = "portwall";
 /// (`kernel::fill_tables`).
 pub fn object(compiled: &Compiled) -> Result<Vec<u8>, CompileError> {
     let opts = elf::ObjectOptions {
-        maps: table_maps(&compiled.tables, 0),
+        maps: table_maps(&compiled.tables),
         ..elf::ObjectOptions::default()
     };
     Ok(elf::write_object(&compiled.program, &opts)?)
 }
 
-fn table_maps(tables: &[codegen::SetTable], first: usize) -> Vec<elf::MapDef> {
+fn table_maps(tables: &[codegen::SetTable]) -> Vec<elf::MapDef> {
     tables
         .iter()
         .enumerate()
-        .map(|(i, t)| t.map_def(first + i))
+        .map(|(i, t)| t.map_def(i))
         .collect()
 }
 
@@ -203,7 +170,7 @@ pub fn managed_object_with(
             data: None,
         },
     ];
-    maps.extend(table_maps(&generated.tables, 0));
+    maps.extend(table_maps(&generated.tables));
     debug_assert_eq!(maps.len(), usize::from(OWN_MAPS) + generated.tables.len());
     let opts = elf::ObjectOptions {
         maps,

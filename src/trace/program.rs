@@ -8,7 +8,7 @@
 //! as lost in a per-CPU counter instead.
 
 use crate::compiler::asm::{AluOp, Asm, Cond, Insn, MapRef, Program, Reg, Width};
-use crate::compiler::codegen::SKB_CB0;
+use crate::compiler::codegen::{helpers, skb};
 use crate::compiler::elf::{self, MapDef, map_type};
 use crate::compiler::{CompileError, codegen::CodegenError};
 
@@ -29,18 +29,6 @@ pub const MAX_SNAP: u32 = 65_535;
 
 /// `BPF_MAP_TYPE_RINGBUF` (include/uapi/linux/bpf.h).
 const MAP_TYPE_RINGBUF: u32 = 27;
-
-const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
-const HELPER_KTIME_GET_NS: i32 = 5;
-const HELPER_SKB_LOAD_BYTES: i32 = 26;
-const HELPER_SKB_CGROUP_ID: i32 = 79;
-const HELPER_RINGBUF_RESERVE: i32 = 131;
-const HELPER_RINGBUF_SUBMIT: i32 = 132;
-
-/// `struct __sk_buff` fields read.
-const SKB_LEN: i16 = 0;
-const SKB_PROTOCOL: i16 = 16;
-const SKB_INGRESS_IFINDEX: i16 = 36;
 
 const RING: MapRef = MapRef(0);
 const LOST: MapRef = MapRef(1);
@@ -66,25 +54,25 @@ pub fn tracer(snap: u32) -> Result<Program, CompileError> {
     });
     a.mov64_imm(Reg::R2, record_len(snap) as i32);
     a.mov64_imm(Reg::R3, 0);
-    a.call(HELPER_RINGBUF_RESERVE);
+    a.call(helpers::RINGBUF_RESERVE);
     a.jump(Cond::Eq, Reg::R0, 0, lost);
     a.mov64_reg(rec, Reg::R0);
 
-    a.call(HELPER_KTIME_GET_NS);
+    a.call(helpers::KTIME_GET_NS);
     a.store(Width::U64, rec, OFF_TIME, Reg::R0);
     a.mov64_reg(Reg::R1, ctx);
-    a.call(HELPER_SKB_CGROUP_ID);
+    a.call(helpers::SKB_CGROUP_ID);
     a.store(Width::U64, rec, OFF_CGROUP, Reg::R0);
-    a.load(Width::U32, caplen, ctx, SKB_LEN);
+    a.load(Width::U32, caplen, ctx, skb::LEN);
     a.store(Width::U32, rec, OFF_LEN, caplen);
-    a.load(Width::U32, Reg::R1, ctx, SKB_PROTOCOL);
+    a.load(Width::U32, Reg::R1, ctx, skb::PROTOCOL);
     a.store(Width::U32, rec, OFF_PROTOCOL, Reg::R1);
-    a.load(Width::U32, Reg::R1, ctx, SKB_CB0);
+    a.load(Width::U32, Reg::R1, ctx, skb::CB0);
     a.alu64(AluOp::And, Reg::R1, 1);
     a.store(Width::U8, rec, OFF_VERDICT, Reg::R1);
     // Received packets have an ingress interface; sent ones none yet (as
     // the counters tell the directions apart).
-    a.load(Width::U32, Reg::R1, ctx, SKB_INGRESS_IFINDEX);
+    a.load(Width::U32, Reg::R1, ctx, skb::INGRESS_IFINDEX);
     a.jump(Cond::Eq, Reg::R1, 0, egress);
     a.mov64_imm(Reg::R1, 1);
     a.bind(egress);
@@ -102,7 +90,7 @@ pub fn tracer(snap: u32) -> Result<Program, CompileError> {
     a.mov64_reg(Reg::R3, rec);
     a.alu64(AluOp::Add, Reg::R3, HEADER_LEN as i32);
     a.mov64_reg(Reg::R4, caplen);
-    a.call(HELPER_SKB_LOAD_BYTES);
+    a.call(helpers::SKB_LOAD_BYTES);
     a.jump(Cond::Ne, Reg::R0, 0, failed);
     a.goto(copied);
     a.bind(failed);
@@ -111,7 +99,7 @@ pub fn tracer(snap: u32) -> Result<Program, CompileError> {
     a.store(Width::U32, rec, OFF_CAPLEN, caplen);
     a.mov64_reg(Reg::R1, rec);
     a.mov64_imm(Reg::R2, 0);
-    a.call(HELPER_RINGBUF_SUBMIT);
+    a.call(helpers::RINGBUF_SUBMIT);
     a.goto(out);
 
     a.bind(lost);
@@ -122,7 +110,7 @@ pub fn tracer(snap: u32) -> Result<Program, CompileError> {
     });
     a.mov64_reg(Reg::R2, Reg::R10);
     a.alu64(AluOp::Add, Reg::R2, -4);
-    a.call(HELPER_MAP_LOOKUP_ELEM);
+    a.call(helpers::MAP_LOOKUP_ELEM);
     a.jump(Cond::Eq, Reg::R0, 0, out);
     // Per-CPU: no other CPU writes this value.
     a.load(Width::U64, Reg::R1, Reg::R0, 0);
@@ -130,7 +118,7 @@ pub fn tracer(snap: u32) -> Result<Program, CompileError> {
     a.store(Width::U64, Reg::R0, 0, Reg::R1);
 
     a.bind(out);
-    a.load(Width::U32, Reg::R0, ctx, SKB_CB0);
+    a.load(Width::U32, Reg::R0, ctx, skb::CB0);
     a.alu64(AluOp::And, Reg::R0, 1);
     a.exit();
     a.finish()

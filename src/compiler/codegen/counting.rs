@@ -16,23 +16,13 @@
 //! a no-op while the slot is empty. The tracer returns the verdict it was
 //! given, so the hook can never change one.
 
-use super::{Gen, regs};
+use super::{Gen, helpers, regs, skb};
 use crate::compiler::asm::{AluOp, Cond, Insn, MapRef, Reg, Width};
 use crate::lang::ir::Direction;
 
-/// `struct __sk_buff` fields the tails read.
-const SKB_LEN: i16 = 0;
-const SKB_INGRESS_IFINDEX: i16 = 36;
-/// `skb->cb[0]`: scratch space the kernel saves and restores around each
-/// cgroup program, so writing it disturbs nothing else.
-pub const SKB_CB0: i16 = 48;
 /// Stack cells kept by the tails: the context, and the map key.
 const CTX_CELL: i16 = -8;
 const KEY_CELL: i16 = -16;
-/// `bpf_map_lookup_elem`.
-const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
-/// `bpf_tail_call`.
-const HELPER_TAIL_CALL: i32 = 12;
 
 /// Slots of the trace hook's program array, by verdict.
 pub const TRACE_SLOT_DROP: u32 = 0;
@@ -105,7 +95,7 @@ pub(super) fn tails(g: &mut Gen, counting: &Counting) {
     }
     let len = regs::KIND;
     g.load(Width::U64, Reg::R1, Reg::R10, CTX_CELL);
-    g.load(Width::U32, len, Reg::R1, SKB_LEN);
+    g.load(Width::U32, len, Reg::R1, skb::LEN);
     g.mov(Reg::R2, verdict);
     match counting.direction {
         Some(direction) => {
@@ -118,7 +108,7 @@ pub(super) fn tails(g: &mut Gen, counting: &Counting) {
             // Received packets have an ingress interface; packets the
             // cgroup's sockets send have none yet.
             let egress = g.label("egress");
-            g.load(Width::U32, Reg::R3, Reg::R1, SKB_INGRESS_IFINDEX);
+            g.load(Width::U32, Reg::R3, Reg::R1, skb::INGRESS_IFINDEX);
             g.jump(Cond::Eq, Reg::R3, 0, egress);
             let ingress = counter_key(Direction::Ingress, false) as i32;
             g.alu(AluOp::Add, Reg::R2, ingress);
@@ -137,7 +127,7 @@ pub(super) fn tails(g: &mut Gen, counting: &Counting) {
     });
     g.mov(Reg::R2, Reg::R10);
     g.alu(AluOp::Add, Reg::R2, i32::from(KEY_CELL));
-    g.push(Insn::Call(HELPER_MAP_LOOKUP_ELEM));
+    g.push(Insn::Call(helpers::MAP_LOOKUP_ELEM));
     let out = g.label("counted");
     g.jump(Cond::Eq, Reg::R0, 0, out);
     for (offset, amount) in [(0, None), (8, Some(len))] {
@@ -169,7 +159,7 @@ fn trace_hook(g: &mut Gen, hook: MapRef, verdict: Reg) {
     g.push(Insn::Store {
         width: Width::U32,
         base: Reg::R1,
-        off: SKB_CB0,
+        off: skb::CB0,
         src: verdict.into(),
     });
     let forward = g.label("trace_forward");
@@ -186,5 +176,5 @@ fn trace_hook(g: &mut Gen, hook: MapRef, verdict: Reg) {
 fn tail_call(g: &mut Gen, map: MapRef, slot: u32) {
     g.push(Insn::LoadMap { dst: Reg::R2, map });
     g.mov(Reg::R3, slot as i32);
-    g.push(Insn::Call(HELPER_TAIL_CALL));
+    g.push(Insn::Call(helpers::TAIL_CALL));
 }

@@ -8,10 +8,8 @@
 //! is unpinned while the dispatcher is still attached) drops the packet:
 //! a firewall fails closed.
 
+use super::helpers;
 use crate::compiler::asm::{Asm, AsmError, Insn, MapRef, Program, Reg};
-
-/// `bpf_tail_call`.
-const HELPER_TAIL_CALL: i32 = 12;
 
 /// The dispatcher program for the program array `jump_table`.
 pub fn dispatcher(jump_table: MapRef) -> Result<Program, AsmError> {
@@ -22,7 +20,7 @@ pub fn dispatcher(jump_table: MapRef) -> Result<Program, AsmError> {
         map: jump_table,
     });
     asm.mov64_imm(Reg::R3, 0);
-    asm.push(Insn::Call(HELPER_TAIL_CALL));
+    asm.push(Insn::Call(helpers::TAIL_CALL));
     asm.mov64_imm(Reg::R0, 0);
     asm.exit();
     asm.finish()

@@ -27,7 +27,7 @@
 //! (reloaded with `skb->protocol` at the end) and the context in a stack
 //! cell.
 
-use super::{Gen, Home, regs, skb};
+use super::{Gen, Home, helpers, regs, skb};
 use crate::compiler::asm::{AluOp, Cond, Insn, Label, Reg, Width};
 use crate::lang::ir::{Need, Var};
 use crate::packet::headers::{MAX_IPV6_EXT_HEADERS, proto};
@@ -38,8 +38,6 @@ const DATA: Reg = Reg::R2;
 const DATA_END: Reg = Reg::R3;
 const HEADER: Reg = Reg::R5;
 const SCRATCH: Reg = Reg::R0;
-/// `bpf_skb_load_bytes(skb, offset, to, len)`: 0 or a negative error.
-const HELPER_SKB_LOAD_BYTES: i32 = 26;
 /// The largest fixed part copied at once: the IPv6 header.
 const COPY_BUFFER: i16 = 40;
 /// A packet longer than this goes to the slow path without comparing its
@@ -458,7 +456,7 @@ impl Parser<'_> {
                 self.g.mov(Reg::R3, Reg::R10);
                 self.g.alu(AluOp::Add, Reg::R3, i32::from(buffer));
                 self.g.mov(Reg::R4, i32::from(len));
-                self.g.push(Insn::Call(HELPER_SKB_LOAD_BYTES));
+                self.g.push(Insn::Call(helpers::SKB_LOAD_BYTES));
                 self.g.jump(Cond::Ne, Reg::R0, 0, short);
             }
         }

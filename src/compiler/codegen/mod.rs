@@ -28,7 +28,7 @@ mod headers;
 mod sets;
 
 pub use counting::{
-    COUNTER_SLOTS, Counting, SKB_CB0, TRACE_SLOT_DROP, TRACE_SLOT_FORWARD, TRACE_SLOTS, counter_key,
+    COUNTER_SLOTS, Counting, TRACE_SLOT_DROP, TRACE_SLOT_FORWARD, TRACE_SLOTS, counter_key,
 };
 pub use dispatcher::dispatcher;
 pub use sets::{SetOptions, SetStrategy, SetTable, TableContents};
@@ -58,8 +58,22 @@ pub mod regs {
 pub mod skb {
     pub const LEN: i16 = 0;
     pub const PROTOCOL: i16 = 16;
+    pub const INGRESS_IFINDEX: i16 = 36;
+    /// `cb[0]`, where a filter hands its verdict to the tracer.
+    pub const CB0: i16 = 48;
     pub const DATA: i16 = 76;
     pub const DATA_END: i16 = 80;
+}
+
+/// The BPF helper functions programs call, by number (`enum bpf_func_id`).
+pub mod helpers {
+    pub const MAP_LOOKUP_ELEM: i32 = 1;
+    pub const KTIME_GET_NS: i32 = 5;
+    pub const TAIL_CALL: i32 = 12;
+    pub const SKB_LOAD_BYTES: i32 = 26;
+    pub const SKB_CGROUP_ID: i32 = 79;
+    pub const RINGBUF_RESERVE: i32 = 131;
+    pub const RINGBUF_SUBMIT: i32 = 132;
 }
 
 /// Where an integer variable lives once the headers are parsed.
@@ -90,12 +104,36 @@ pub struct Generated {
     pub tables: Vec<SetTable>,
 }
 
-/// Compiles a checked filter into a cgroup_skb program (1 = forward, 0 = drop).
-pub fn generate(filter: &Filter, sets: &SetOptions) -> Result<Generated, CodegenError> {
-    generate_with(filter, None, sets)
+impl std::ops::Deref for Generated {
+    type Target = Program;
+
+    fn deref(&self) -> &Program {
+        &self.program
+    }
 }
 
-/// As [`generate`], counting every verdict when `counting` is given.
+impl std::fmt::Display for Generated {
+    /// The listing, then one line per table.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.program)?;
+        for (i, table) in self.tables.iter().enumerate() {
+            match &table.contents {
+                TableContents::Data(bytes) => writeln!(
+                    f,
+                    "; map_value[{i}]: read-only table, {} bytes",
+                    bytes.len()
+                )?,
+                TableContents::LpmTrie { entries, .. } => {
+                    writeln!(f, "; map[{i}]: LPM trie, {} prefixes", entries.len())?
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Compiles a checked filter into a cgroup_skb program (1 = forward,
+/// 0 = drop), counting every verdict when `counting` is given.
 pub fn generate_with(
     filter: &Filter,
     counting: Option<&Counting>,

@@ -23,7 +23,7 @@
 //! Registers: lookups use r0-r5 only and leave r6-r9 alone; the key is
 //! copied to r1 (r1:r2 for IPv6, high half first) before anything else.
 
-use super::{CodegenError, Gen, regs};
+use super::{CodegenError, Gen, helpers, regs};
 use crate::compiler::asm::{AluOp, Cond, Insn, Label, MapRef, Operand, Reg, Width};
 use crate::compiler::elf::{MapDef, map_flags, map_type};
 use crate::compiler::tables::{bitmap, range};
@@ -806,14 +806,11 @@ fn lpm_lookup(
     g.push(Insn::LoadMap { dst: Reg::R1, map });
     g.mov(Reg::R2, Reg::R10);
     g.alu(AluOp::Add, Reg::R2, i32::from(scratch));
-    g.push(Insn::Call(HELPER_MAP_LOOKUP_ELEM));
+    g.push(Insn::Call(helpers::MAP_LOOKUP_ELEM));
     g.jump(Cond::Ne, Reg::R0, 0, hit);
     g.push(Insn::Goto(miss));
     Ok(())
 }
-
-/// `bpf_map_lookup_elem`.
-const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
 
 #[cfg(test)]
 #[path = "sets_tests.rs"]
