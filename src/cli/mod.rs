@@ -126,18 +126,14 @@ fn chain(err: &anyhow::Error) -> String {
 /// Whether compiling failed because the program got too long for an
 /// eBPF jump: a limit of the filter's size, not a bug.
 fn too_far(err: &anyhow::Error) -> bool {
-    use crate::compiler::{CompileError, asm::AsmError, codegen::CodegenError};
-    let jump = |e: &CodegenError| matches!(e, CodegenError::Asm(AsmError::JumpOutOfRange { .. }));
+    use crate::compiler::{asm::AsmError, codegen::CodegenError};
+    // Compile errors name their codegen error as their source, and filter
+    // errors pass theirs through, so the chain always reaches it.
     err.chain().any(|cause| {
-        cause.downcast_ref::<CodegenError>().is_some_and(jump)
-            || matches!(
-                cause.downcast_ref::<CompileError>(),
-                Some(CompileError::Codegen(e)) if jump(e)
-            )
-            || matches!(
-                cause.downcast_ref::<crate::filters::FilterError>(),
-                Some(crate::filters::FilterError::Compile(CompileError::Codegen(e))) if jump(e)
-            )
+        matches!(
+            cause.downcast_ref::<CodegenError>(),
+            Some(CodegenError::Asm(AsmError::JumpOutOfRange { .. }))
+        )
     })
 }
 

@@ -148,7 +148,7 @@ pub fn trace(global: &Global, args: &TraceArgs) -> Result<()> {
     };
 
     while shown < limit && !stop.requested() {
-        let ring = tracer.ring().context("the ring buffer is gone")?;
+        let ring = tracer.ring();
         let ready = poll_readable(&[ring.fd(), stop.fd()], Some(CHECK_EVERY))
             .context("cannot wait for packets")?;
         if ready.get(1) == Some(&true) {
@@ -191,12 +191,10 @@ pub fn trace(global: &Global, args: &TraceArgs) -> Result<()> {
     tracer.stop()?;
     if failure.is_none() && shown < limit {
         let clock = Clock::now();
-        if let Some(ring) = tracer.ring() {
-            let batch_error = show_records(ring, usize::MAX, limit, &mut shown, |event| {
-                show(event, &clock, &mut out, &mut pcap)
-            });
-            failure = batch_error.or(flush(&mut out, &mut pcap).err());
-        }
+        let batch_error = show_records(tracer.ring(), usize::MAX, limit, &mut shown, |event| {
+            show(event, &clock, &mut out, &mut pcap)
+        });
+        failure = batch_error.or(flush(&mut out, &mut pcap).err());
     }
     let lost = tracer.lost()?;
     drop(tracer);

@@ -132,20 +132,13 @@ pub fn find_attachments(infos: &mut [FilterInfo]) -> Result<(), FilterError> {
             .iter()
             .filter(|a| a.prog_ids.contains(&info.dispatcher_id))
             .map(|a| Attached {
-                cgroup: relative_cgroup(&root, &a.cgroup),
+                cgroup: crate::kernel::cgroup::relative_name(&root, &a.cgroup),
                 path: a.cgroup.clone(),
                 direction: a.direction,
             })
             .collect();
     }
     Ok(())
-}
-
-fn relative_cgroup(root: &Path, cgroup: &Path) -> String {
-    match cgroup.strip_prefix(root) {
-        Ok(rel) => format!("/{}", rel.display()),
-        Err(_) => cgroup.display().to_string(),
-    }
 }
 
 /// Compiles, loads and pins a filter, or replaces a loaded one live.

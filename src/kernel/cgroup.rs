@@ -285,6 +285,15 @@ pub fn cgroup2_mount() -> Result<PathBuf, CgroupError> {
 
 /// Resolves a cgroup given by a user to its canonical directory, with the
 /// cgroup2 mount read from `/proc/self/mountinfo`. See [`resolve_in`].
+/// A cgroup as systemd and bpftool name it: its path below the cgroup2
+/// mount `root`, with a leading `/`; the full path if it is not below it.
+pub fn relative_name(root: &Path, cgroup: &Path) -> String {
+    match cgroup.strip_prefix(root) {
+        Ok(rel) => format!("/{}", rel.display()),
+        Err(_) => cgroup.display().to_string(),
+    }
+}
+
 pub fn resolve(path: &Path) -> Result<PathBuf, CgroupError> {
     resolve_in(&cgroup2_mount()?, path)
 }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Unit suffixes that own processes (slices only group other units).
 const UNIT_SUFFIXES: [&str; 3] = [".service", ".scope", ".socket"];
@@ -73,7 +73,7 @@ impl CgroupNames {
             let Ok(meta) = std::fs::metadata(&dir) else {
                 continue;
             };
-            let path = relative(&root, &dir);
+            let path = crate::kernel::cgroup::relative_name(&root, &dir);
             let unit = if self.systemd { unit_of(&path) } else { None };
             self.known.insert(
                 meta.ino(),
@@ -91,13 +91,6 @@ impl CgroupNames {
                 }
             }
         }
-    }
-}
-
-fn relative(root: &Path, dir: &Path) -> String {
-    match dir.strip_prefix(root) {
-        Ok(rel) => format!("/{}", rel.display()),
-        Err(_) => dir.display().to_string(),
     }
 }
 

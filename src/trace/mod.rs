@@ -136,7 +136,7 @@ pub struct Tracer {
     // Holds the tracer program (the slots point at it) and its maps.
     program: LoadedFilter,
     program_id: u32,
-    ring: Option<RingReader>,
+    ring: RingReader,
     lost: PerCpuArray<MapData, u64>,
     options: Options,
     stopped: bool,
@@ -197,7 +197,7 @@ impl Tracer {
             hook_fd,
             program,
             program_id,
-            ring: Some(ring),
+            ring,
             lost,
             options,
             stopped: true,
@@ -224,9 +224,9 @@ impl Tracer {
         self.options
     }
 
-    /// The ring buffer; `None` once [`Tracer::stop`] has run.
-    pub fn ring(&mut self) -> Option<&mut RingReader> {
-        self.ring.as_mut()
+    /// The ring buffer, readable also after [`Tracer::stop`].
+    pub fn ring(&mut self) -> &mut RingReader {
+        &mut self.ring
     }
 
     /// Packets that did not fit in the ring buffer, so far.
