@@ -109,9 +109,6 @@ pub fn load(global: &Global, args: &LoadArgs) -> Result<()> {
     let source = args.filter.require()?;
     let (ast, filter) = source.check_with(args.direction)?;
     let pins = PinDir::open(global.bpffs.as_deref(), true)?;
-    if args.replace {
-        refuse_other_direction(&pins, &args.name, filter.direction)?;
-    }
     let report = filters::load(
         &pins,
         &LoadRequest {
@@ -139,35 +136,6 @@ pub fn load(global: &Global, args: &LoadArgs) -> Result<()> {
             report.instructions,
             report.compile_time.as_secs_f64() * 1000.0,
             report.load_time.as_secs_f64() * 1000.0,
-        );
-    }
-    Ok(())
-}
-
-/// Refuses to replace a filter attached in one direction with a filter
-/// whose `local_*`/`remote_*` names were resolved for the other: they
-/// would silently mean the opposite there.
-pub fn refuse_other_direction(
-    pins: &PinDir,
-    name: &FilterName,
-    direction: Option<Direction>,
-) -> Result<()> {
-    let Some(direction) = direction else {
-        return Ok(());
-    };
-    let mut info = match filters::info(pins, name) {
-        Ok(info) => info,
-        Err(filters::FilterError::NotFound { .. }) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    filters::find_attachments(std::slice::from_mut(&mut info))?;
-    if let Some(other) = info.attachments.iter().find(|a| a.direction != direction) {
-        anyhow::bail!(
-            "filter `{name}` is attached to {} for {}, and the new filter's local_/remote_ names \
-             are resolved for {direction}: there they would mean the opposite; detach it first, \
-             or load the new filter under another name",
-            other.cgroup,
-            other.direction
         );
     }
     Ok(())

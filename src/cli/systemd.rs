@@ -244,7 +244,6 @@ pub fn apply(global: &Global, args: &ApplyArgs) -> Result<()> {
         return Ok(());
     }
     let pins = PinDir::open(global.bpffs.as_deref(), true)?;
-    super::lifecycle::refuse_other_direction(&pins, &args.name, file.filter.direction)?;
     let report = filters::load(
         &pins,
         &LoadRequest {

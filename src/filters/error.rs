@@ -39,6 +39,15 @@ pub enum FilterError {
     )]
     NoTraceHook(FilterName),
     #[error(
+        "filter `{name}` is attached to {cgroup} for {attached}, and the new filter's local_/remote_ names are resolved for {resolved}: there they would mean the opposite; detach it first, or load the new filter under another name"
+    )]
+    AttachedOtherWay {
+        name: FilterName,
+        cgroup: String,
+        attached: crate::lang::ir::Direction,
+        resolved: crate::lang::ir::Direction,
+    },
+    #[error(
         "filter `{name}` was loaded for {loaded} and cannot be attached for {requested} (its local_/remote_ names and counters are resolved for {loaded}); load it for {requested} under another name: `portwall load NAME --direction {requested} ...`"
     )]
     WrongDirection {

@@ -121,24 +121,65 @@ pub struct Attached {
 /// tree, so attachments made by systemd or bpftool show too. Without a
 /// cgroup2 mount there are none.
 pub fn find_attachments(infos: &mut [FilterInfo]) -> Result<(), FilterError> {
-    let Ok(root) = kernel::cgroup::cgroup2_mount() else {
+    let Some((root, all)) = cgroup_attachments()? else {
         return Ok(());
+    };
+    for info in infos {
+        info.attachments = attached(&root, &all, info.dispatcher_id);
+    }
+    Ok(())
+}
+
+/// The cgroup2 mount and every attachment below it; `None` without a
+/// cgroup2 mount.
+fn cgroup_attachments()
+-> Result<Option<(std::path::PathBuf, Vec<kernel::attach::Attachment>)>, FilterError> {
+    let Ok(root) = kernel::cgroup::cgroup2_mount() else {
+        return Ok(None);
     };
     let all = kernel::attach::all_attachments(&root).map_err(|e| FilterError::Attachments {
         source: Box::new(e),
     })?;
-    for info in infos {
-        info.attachments = all
-            .iter()
-            .filter(|a| a.prog_ids.contains(&info.dispatcher_id))
-            .map(|a| Attached {
-                cgroup: crate::kernel::cgroup::relative_name(&root, &a.cgroup),
-                path: a.cgroup.clone(),
-                direction: a.direction,
-            })
-            .collect();
+    Ok(Some((root, all)))
+}
+
+/// Where the dispatcher `dispatcher_id` is among `all`.
+fn attached(root: &Path, all: &[kernel::attach::Attachment], dispatcher_id: u32) -> Vec<Attached> {
+    all.iter()
+        .filter(|a| a.prog_ids.contains(&dispatcher_id))
+        .map(|a| Attached {
+            cgroup: crate::kernel::cgroup::relative_name(root, &a.cgroup),
+            path: a.cgroup.clone(),
+            direction: a.direction,
+        })
+        .collect()
+}
+
+/// Refuses to replace a filter attached in one direction with one whose
+/// `local_*`/`remote_*` names were resolved for the other: they would
+/// silently mean the opposite there.
+fn refuse_other_direction(paths: &FilterPins, req: &LoadRequest<'_>) -> Result<(), FilterError> {
+    let Some(resolved) = req.filter.direction else {
+        return Ok(());
+    };
+    let Some((root, all)) = cgroup_attachments()? else {
+        return Ok(());
+    };
+    let dispatcher_id = ProgramInfo::from_pin(&paths.program)
+        .map_err(|e| aya_error("BPF_OBJ_GET", req.name, e))?
+        .id();
+    match attached(&root, &all, dispatcher_id)
+        .into_iter()
+        .find(|a| a.direction != resolved)
+    {
+        Some(other) => Err(FilterError::AttachedOtherWay {
+            name: req.name.clone(),
+            cgroup: other.cgroup,
+            attached: other.direction,
+            resolved,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Compiles, loads and pins a filter, or replaces a loaded one live.
@@ -152,6 +193,7 @@ pub fn load(pins: &PinDir, req: &LoadRequest<'_>) -> Result<LoadReport, FilterEr
         if !req.replace {
             return Err(FilterError::Exists(name.clone()));
         }
+        refuse_other_direction(&paths, req)?;
         // Leftovers of an interrupted replace, never switched to.
         for table in pins.set_tables(name)? {
             if table.to_str().is_some_and(|t| t.ends_with("@new")) {
