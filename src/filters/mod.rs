@@ -218,7 +218,7 @@ pub fn load(pins: &PinDir, req: &LoadRequest<'_>) -> Result<LoadReport, FilterEr
     let started = Instant::now();
     // Pins this load creates are removed if it fails before the step that
     // makes it visible.
-    let mut cleanup = Cleanup::new(true);
+    let mut cleanup = Cleanup::new();
     if !paths.counters.exists() {
         cleanup.add(&paths.counters);
     }
@@ -243,7 +243,6 @@ pub fn load(pins: &PinDir, req: &LoadRequest<'_>) -> Result<LoadReport, FilterEr
     // The set tables, pinned before anything changes (so a failure here
     // changes nothing): under their own names for a first load, beside
     // the running filter's for a replace.
-    let mut new_tables = Cleanup::new(true);
     let tables = filter.set_tables();
     for (index, map) in &tables {
         let path = if exists {
@@ -253,7 +252,7 @@ pub fn load(pins: &PinDir, req: &LoadRequest<'_>) -> Result<LoadReport, FilterEr
         };
         map.pin(&path)
             .map_err(|e| aya_error("pinning a set table", name, e))?;
-        new_tables.add(&path);
+        cleanup.add(&path);
     }
     let filter_fd = filter
         .program()?
@@ -274,7 +273,6 @@ pub fn load(pins: &PinDir, req: &LoadRequest<'_>) -> Result<LoadReport, FilterEr
         cleanup.disarm();
         // The new tables' pins take the old ones' names; the old tables
         // live on with the old program until nothing runs it.
-        new_tables.disarm();
         replace_set_pins(pins, name, tables.len())?;
         ProgramInfo::from_pin(&paths.program)
             .map_err(|e| aya_error("BPF_OBJ_GET", name, e))?
@@ -309,7 +307,6 @@ pub fn load(pins: &PinDir, req: &LoadRequest<'_>) -> Result<LoadReport, FilterEr
         id
     };
     cleanup.disarm();
-    new_tables.disarm();
     Ok(LoadReport {
         name: name.clone(),
         path: paths.program.clone(),
@@ -632,18 +629,18 @@ impl Drop for UnpinOnDrop<'_> {
     }
 }
 
-/// Pins created by a first load that has not finished; removed on drop
-/// unless the load completes.
+/// Pins created by a load that has not made its filter visible yet;
+/// removed on drop unless the load gets there.
 struct Cleanup {
     paths: Vec<std::path::PathBuf>,
     armed: bool,
 }
 
 impl Cleanup {
-    fn new(armed: bool) -> Cleanup {
+    fn new() -> Cleanup {
         Cleanup {
             paths: Vec::new(),
-            armed,
+            armed: true,
         }
     }
 

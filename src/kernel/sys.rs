@@ -270,15 +270,7 @@ pub fn map_lookup(map: BorrowedFd<'_>, key: u32, value_len: usize) -> io::Result
 
 /// `BPF_MAP_UPDATE_ELEM` of an array map's element `key`.
 pub fn map_update(map: BorrowedFd<'_>, key: u32, value: &[u8]) -> io::Result<()> {
-    let key = key.to_ne_bytes();
-    let mut attr = MapElemAttr {
-        map_fd: raw(map),
-        _pad: 0,
-        key: key.as_ptr() as u64,
-        value: value.as_ptr() as u64,
-        flags: 0,
-    };
-    bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
+    map_update_bytes(map, &key.to_ne_bytes(), value)
 }
 
 /// `BPF_MAP_UPDATE_ELEM` with a key and value of any size (the map's).

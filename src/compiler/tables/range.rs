@@ -255,9 +255,7 @@ pub fn build(
         .leaves
         .len()
         .max(b.last_leaf + e * (FIRST_STEP_MASK as usize + 1) + (e << max_steps));
-    if b.last_node > MAX_OFFSET || b.last_leaf > MAX_OFFSET {
-        return Err(RangeTableError::TooLarge);
-    }
+    // (`region` and `leaf` refused every offset past MAX_OFFSET already.)
     let mut bytes = Vec::with_capacity(leaves_offset + leaves_len);
     for e in &level1 {
         bytes.extend_from_slice(&e.to_le_bytes());
