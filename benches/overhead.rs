@@ -18,7 +18,9 @@
 //! outside the timing, so every packet really is recorded; the lost count
 //! is printed to show none were lost.
 
+mod common;
 use aya::maps::{Map, MapData, ProgramArray};
+use common::{EXAMPLE, env, median, thread_cpu_ns};
 use portwall::compiler::asm::{Asm, MapRef, Reg};
 use portwall::compiler::{self, codegen, elf};
 use portwall::filters::{self, FilterName, LoadRequest, PinDir};
@@ -28,15 +30,6 @@ use portwall::packet::samples;
 use portwall::trace::{self, Tracer};
 use std::path::PathBuf;
 use std::time::Instant;
-
-const EXAMPLE: &str = "icmp || (udp && dst_port == 53) || (tcp && dst_port == 80)";
-
-fn env(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Runs per chunk of a traced measurement; its ring buffer holds them all.
 const TRACE_CHUNK: u32 = 40_000;
@@ -122,21 +115,6 @@ fn without_hook(filter: &portwall::lang::ir::Filter) -> Vec<u8> {
         ..elf::ObjectOptions::default()
     };
     elf::write_object(&program, &opts).unwrap()
-}
-
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -19,6 +19,8 @@
 //! `BENCH_ROUNDS` (default 5), `BENCH_COPIES` (default 3), `BENCH_QUICK=1`
 //! (the main rows only, for a first look).
 
+mod common;
+use common::{EXAMPLE, env, median, thread_cpu_ns};
 use portwall::compiler::codegen::SetStrategy;
 use portwall::compiler::{self, CompileOptions, elf};
 use portwall::filters::{self, FilterName, LoadRequest, PinDir};
@@ -27,15 +29,6 @@ use portwall::lang::{check, parse, print};
 use portwall::packet::samples;
 use std::path::PathBuf;
 use std::time::Instant;
-
-const EXAMPLE: &str = "icmp || (udp && dst_port == 53) || (tcp && dst_port == 80)";
-
-fn env(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// splitmix64: the same sets every run.
 struct Rng(u64);
@@ -237,21 +230,6 @@ impl Prog {
         .expect("test run")
         .retval
     }
-}
-
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 /// A row ready to measure.
