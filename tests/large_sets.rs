@@ -8,6 +8,8 @@ mod common;
 
 use common::bpffs::PrivateBpffs;
 use common::cli::{ok, portwall};
+// Fixed seeds: the sets are the same every run.
+use common::generate::Rng;
 use common::packets;
 use common::traffic::{self, Action, Counts, Outcome, Receiver, TcpOutcome};
 use portwall::eval::{self, Verdict};
@@ -22,23 +24,6 @@ use std::time::{Duration, Instant};
 #[test]
 fn traffic_helper() {
     traffic::helper_main();
-}
-
-/// splitmix64, fixed seeds: the sets are the same every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// IPv4 prefixes of a blocklist's length mix, none in 127.0.0.0/8 (the
@@ -225,7 +210,7 @@ fn set_tables_are_pinned_replaced_and_removed_with_their_filter() {
     let fs = PrivateBpffs::mount("sets");
     let b = fs.path();
     let dir = b.join("portwall");
-    let mut rng = Rng(11);
+    let mut rng = Rng::new(11);
     let (v4, v6) = (v4_prefixes(&mut rng, 20_000), v6_prefixes(&mut rng, 20_000));
     let ports: Vec<u16> = (0..1000).map(|_| rng.next() as u16).collect();
     // Three tables: the ports' bitmap, and a range table per family.
@@ -305,7 +290,7 @@ fn a_failed_replace_leaves_the_filter_and_its_tables() {
     let fs = PrivateBpffs::mount("sets-fail");
     let b = fs.path();
     let dir = b.join("portwall");
-    let mut rng = Rng(12);
+    let mut rng = Rng::new(12);
     let v4 = v4_prefixes(&mut rng, 3000);
     let text = format!("dst_ip in {}", set_text(&v4, &[]));
     let file = FilterFile::new("sets-fail", &text);
@@ -358,7 +343,7 @@ fn compiled_objects_carry_their_tables_to_bpftool() {
         return;
     };
     let fs = PrivateBpffs::mount("sets-bpftool");
-    let mut rng = Rng(13);
+    let mut rng = Rng::new(13);
     let (v4, v6) = (v4_prefixes(&mut rng, 2000), v6_prefixes(&mut rng, 2000));
     let ports: Vec<u16> = (0..500).map(|_| rng.next() as u16).collect();
     let text = format!(
@@ -417,7 +402,7 @@ fn large_sets_judge_real_traffic() {
     let a = rx.addrs().unwrap();
     let root = cgroup::cgroup2_mount().expect("cgroup2");
     let cg = TempCgroup::create(&root, "portwall-test-large-sets").expect("test cgroup");
-    let mut rng = Rng(14);
+    let mut rng = Rng::new(14);
     let receivers = [a.udp_v4.port(), a.udp_v6.port()];
     let mut ports: Vec<u16> = (0..10_000)
         .map(|_| rng.next() as u16)

@@ -12,22 +12,7 @@ use crate::kernel::{self, LoadedFilter};
 use crate::lang::sets::{IntSet, Prefix, PrefixSet};
 use crate::packet::{ETH_P_IP, ETH_P_IPV6};
 
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::compiler::tables::range::tests::Rng;
 
 const STRATEGIES: [SetStrategy; 4] = [
     SetStrategy::Auto,
@@ -209,7 +194,7 @@ fn integer_sets_match_their_definition() {
     if !kernel::require_privileges_or_skip("integer_sets_match_their_definition") {
         return;
     }
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
     let ports = |rng: &mut Rng, n: usize| {
         IntSet::from_ranges((0..n).map(|_| {
             let p = rng.below(65_536) as i64;
@@ -379,7 +364,7 @@ fn address_sets_match_their_definition() {
     if !kernel::require_privileges_or_skip("address_sets_match_their_definition") {
         return;
     }
-    let mut rng = Rng(2);
+    let mut rng = Rng::new(2);
     let mut cases: Vec<(String, PrefixSet)> = [
         vec!["10.0.0.1"],
         vec!["0.0.0.0/0"],

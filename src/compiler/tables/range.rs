@@ -538,7 +538,7 @@ impl RangeTable {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::lang::sets::{IntSet, Prefix, PrefixSet};
 
