@@ -36,8 +36,9 @@ use std::time::{Duration, Instant};
     lost because the ring buffer was full (a larger --buffer helps). The pcap\n\
     file holds each packet from its IP header on (link type RAW), at most\n\
     --snaplen bytes of it, with its real length.\n\n\
-    Tracing costs nothing while no trace runs, and ends when portwall trace\n\
-    does, however it ends. One trace per filter at a time. Filters loaded by a\n\
+    While no trace runs, the hook costs a filter about a nanosecond per packet\n\
+    (an empty tail call); a trace ends when portwall trace does, however it\n\
+    ends. One trace per filter at a time. Filters loaded by a\n\
     portwall without tracing must be reloaded (load --replace) first.")]
 pub struct TraceArgs {
     /// The loaded filter to trace.
